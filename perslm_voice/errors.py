@@ -1,0 +1,39 @@
+"""One exception hierarchy; the CLI maps it to exit codes (ConfigError and UsageError: 2, the rest: 1)."""
+
+from __future__ import annotations
+
+
+class PerslmVoiceError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(PerslmVoiceError):
+    """The configuration (a file, an environment variable or a flag) is invalid."""
+
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class UsageError(PerslmVoiceError):
+    """A command-line argument is invalid."""
+
+
+class BackendUnavailable(PerslmVoiceError):
+    """A configured backend cannot start; the message names the fix."""
+
+
+class ModelError(PerslmVoiceError):
+    """A model failed while loading or running."""
+
+
+class LLMError(PerslmVoiceError):
+    """The language model could not answer."""
+
+
+class StoreError(PerslmVoiceError):
+    """The memory store cannot be opened or written."""
+
+
+class AudioError(PerslmVoiceError):
+    """An audio device or file cannot be used."""

