@@ -32,7 +32,9 @@ class Section(BaseModel):
 
 
 class AudioSettings(Section):
-    sample_rate: int = Field(16000, ge=8000, le=48000, description="Hz of the audio the models hear")
+    sample_rate: int = Field(
+        16000, ge=8000, le=48000, description="Hz of the audio the models hear"
+    )
     silence_threshold: float = Field(
         0.03, ge=0.0, le=1.0, description="RMS (0-1) below which a frame is silent"
     )
@@ -45,6 +47,12 @@ class AudioSettings(Section):
     pre_roll: float = Field(0.3, ge=0.0, le=2.0, description="seconds kept from before speech")
     min_speech_duration: float = Field(
         0.25, ge=0.0, le=5.0, description="seconds of speech below which an utterance is dropped"
+    )
+    speculative_stt: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="fraction of silence_duration after which speech-to-text may start early; 0: never",
     )
 
 
@@ -62,6 +70,17 @@ class SpeechConfig(Section):
     no_speech_threshold: float = Field(0.6, ge=0.0, le=1.0)
     log_prob_threshold: float = Field(-1.0, ge=-10.0, le=0.0)
     compression_ratio_threshold: float = Field(2.4, ge=1.0, le=10.0)
+    language_check_model: str | None = Field(
+        "base",
+        description="multilingual model that checks the language of doubtful utterances heard by an"
+        " English-only model (used when installed); null: no check",
+    )
+    language_check_below: float = Field(
+        -0.5,
+        ge=-10.0,
+        le=0.0,
+        description="average log-probability below which an English-only transcript is doubtful",
+    )
     audio: AudioSettings = AudioSettings()
 
 
@@ -124,7 +143,7 @@ class LLMConfig(Section):
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    temperature: float = Field(0.3, ge=0.0, le=2.0)
     max_tokens: int = Field(256, ge=1, le=32768)
     timeout: float = Field(30.0, gt=0, le=3600.0)
     fallback: Literal["none", "embedded"] = "none"
@@ -201,6 +220,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context, opened = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and opened:
+            problem += f" ({context} at line {opened.line + 1})"
         raise ConfigError(f"{path}: invalid YAML at {where}{problem}") from None
     if data is None:
         return {}
@@ -252,7 +274,9 @@ def _problems(exc: ValidationError, sources: Mapping[str, str]) -> list[str]:
     for err in exc.errors():
         loc = tuple(err["loc"])
         path = ".".join(str(p) for p in loc)
-        source = sources.get(path)
+        source = sources.get(path) or next(
+            (s for p, s in sources.items() if p.startswith(path + ".")), None
+        )
         where = f" [from {source}]" if source and source != DEFAULT else ""
         if err["type"] == "extra_forbidden":
             msg = f"unknown key{_suggest(loc[:-1], str(loc[-1]))}"
@@ -311,7 +335,10 @@ def load_config(
         layers.append(("command line", flags))
     for name, layer in layers:
         if name == "environment":
-            label = {p: f"environment {ENV_PREFIX}{p.upper().replace('.', '__')}" for p in _flatten(layer)}
+            label = {
+                p: f"environment {ENV_PREFIX}{p.upper().replace('.', '__')}"
+                for p in _flatten(layer)
+            }
         else:
             label = {p: name for p in _flatten(layer)}
         sources.update(label)

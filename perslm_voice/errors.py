@@ -37,3 +37,27 @@ class StoreError(PerslmVoiceError):
 
 class AudioError(PerslmVoiceError):
     """An audio device or file cannot be used."""
+
+
+class LLMUnreachable(LLMError):
+    """The LLM server cannot be reached (not running, wrong URL, network down)."""
+
+
+class LLMAuthError(LLMError):
+    """The LLM server refused the API key (401/403)."""
+
+
+class LLMModelNotFound(LLMError):
+    """The LLM server does not serve the configured model; the message lists those it has."""
+
+
+class LLMTimeout(LLMError):
+    """The LLM server sent no token within llm.timeout."""
+
+
+class LLMStreamBroken(LLMError):
+    """The reply stream died mid-answer; ``partial`` holds the text received before it did."""
+
+    def __init__(self, message: str, partial: str = ""):
+        super().__init__(message)
+        self.partial = partial

@@ -65,7 +65,9 @@ class Registry:
             module = importlib.import_module(module_name)
         except ImportError as exc:
             fix = f"; {entry.install}" if entry.install else ""
-            raise BackendUnavailable(f"{self.kind} backend {name!r} cannot start: {exc}{fix}") from None
+            raise BackendUnavailable(
+                f"{self.kind} backend {name!r} cannot start: {exc}{fix}"
+            ) from None
         except OSError as exc:  # a missing system library, e.g. libportaudio2
             raise BackendUnavailable(f"{self.kind} backend {name!r} cannot start: {exc}") from None
         return getattr(module, attr)

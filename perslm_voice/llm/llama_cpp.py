@@ -61,6 +61,8 @@ class LlamaCppLLM(LLM):
                 raise ModelError(f"llm.model_path: no such GGUF file: {path}")
             threads = self.config.n_threads or os.cpu_count() or 1
             started = time.monotonic()
+            # llama.cpp points the process's stdout/stderr descriptors at /dev/null while it loads;
+            # the terminal UI draws through a descriptor of its own, so it is not blanked.
             try:
                 self._model = Llama(
                     model_path=str(path), n_ctx=self.config.n_ctx, n_threads=threads, verbose=False

@@ -1,132 +1,43 @@
-"""The SQLite store. One file per installation, WAL mode, mode 0600, short transactions."""
+"""The SQLite store: users, sessions and turns here; profiles, facts and recall in their mixins.
+
+One file per installation, WAL mode, mode 0600, short transactions: a turn is committed when it
+ends, so a killed process loses at most the turn in flight, and two sessions of one user can
+write at once (the busy timeout makes the second wait its turn instead of failing).
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from .. import paths
-from ..errors import StoreError
-from . import migrations
+from .core import BUSY_TIMEOUT_MS, STORE_FILE, StoreCore, default_store_path
+from .facts import FactsMixin
+from .profiles import ProfilesMixin
+from .recall import RecallMixin
+from .records import TURN_COLUMNS, Fact, Profile, Recalled, Turn, turn_from_row
 
-STORE_FILE = "perslm-voice.db"
-BUSY_TIMEOUT_MS = 10000
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "STORE_FILE",
+    "TURN_COLUMNS",
+    "Fact",
+    "Profile",
+    "Recalled",
+    "Store",
+    "Turn",
+    "default_store_path",
+]
 
-
-def default_store_path() -> Path:
-    return paths.data_dir() / STORE_FILE
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One stored turn."""
-
-    id: int
-    session_id: int
-    user_id: str
-    role: str
-    text: str
-    source: str | None
-    started_at: float
-    ended_at: float
-    interrupted: bool
-    heard: str | None
-    backend: str | None
-    timings: dict[str, Any]
+_turn = turn_from_row  # the name older callers import
 
 
-TURN_COLUMNS = (
-    "id, session_id, user_id, role, text, source, started_at, ended_at, interrupted, heard,"
-    " backend, timings"
-)
+class Store(ProfilesMixin, FactsMixin, RecallMixin, StoreCore):
+    """The per-installation SQLite store; safe to share between threads of one process.
 
-
-def _turn(row: tuple[Any, ...]) -> Turn:
-    values = list(row)
-    values[8] = bool(values[8])
-    values[11] = json.loads(values[11]) if values[11] else {}
-    return Turn(*values)
-
-
-class Store:
-    """The per-installation SQLite store; safe to share between threads of one process."""
-
-    def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path else default_store_path()
-        self._lock = threading.RLock()
-        self._db = self._open()
-
-    def _open(self) -> sqlite3.Connection:
-        path = self.path
-        if path.exists() and path.is_file() and path.stat().st_size > 0:
-            with open(path, "rb") as fh:
-                if fh.read(16) != b"SQLite format 3\x00":
-                    raise StoreError(f"{path} is not a perslm-voice store (not SQLite); left as is")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                # Create the file 0600 before SQLite opens it: memories are private.
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the store {path}: {exc}") from None
-        try:
-            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.execute("PRAGMA foreign_keys = ON")
-            migrations.apply(db)
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise StoreError(f"the store {path} is damaged or unreadable ({exc}); left as is") from None
-        except StoreError:
-            db.close()
-            raise
-        for suffix in ("", "-wal", "-shm"):
-            side = Path(f"{path}{suffix}")
-            if side.exists():
-                try:
-                    side.chmod(0o600)
-                except OSError:
-                    pass
-        return db
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction; committed on success, rolled back on error."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot write the store {self.path}: {exc}") from None
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise StoreError(f"cannot write the store {self.path}: {exc}") from None
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-
-    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot read the store {self.path}: {exc}") from None
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    ``Store(path)`` opens (creating, migrating) the file; ``Store(path, readonly=True)`` reads
+    it without ever writing (incognito). StoreError when the file is not a usable store.
+    """
 
     # users and sessions
 
@@ -138,8 +49,12 @@ class Store:
             )
             return cur.rowcount == 1
 
+    def users(self) -> list[str]:
+        return [row[0] for row in self.query("SELECT id FROM users ORDER BY id")]
+
     def start_session(self, user_id: str) -> int:
-        self.ensure_user(user_id)
+        """Open a session for the user (creating user and profile if new); return its id."""
+        self.get_profile(user_id)
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO sessions (user_id, started_at) VALUES (?, ?)", (user_id, time.time())
@@ -149,6 +64,18 @@ class Store:
     def end_session(self, session_id: int) -> None:
         with self.transaction() as db:
             db.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", (time.time(), session_id))
+
+    def sessions(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's sessions, oldest first, with their number of turns."""
+        rows = self.query(
+            "SELECT s.id, s.started_at, s.ended_at,"
+            " (SELECT count(*) FROM turns t WHERE t.session_id = s.id)"
+            " FROM sessions s WHERE s.user_id = ? ORDER BY s.id",
+            (user_id,),
+        )
+        return [
+            dict(zip(("id", "started_at", "ended_at", "turns"), row, strict=True)) for row in rows
+        ]
 
     # turns
 
@@ -189,6 +116,18 @@ class Store:
             )
             return int(cur.lastrowid or 0)
 
+    def add_turns_bulk(self, rows: list[tuple[int, str, str, str, float]]) -> None:
+        """Insert many finished turns (session_id, user_id, role, text, time) in one transaction.
+
+        For imports and the benchmark; a live session commits each turn with add_turn.
+        """
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO turns (session_id, user_id, role, text, started_at, ended_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(s, u, r, t, at, at) for s, u, r, t, at in rows],
+            )
+
     def turns(
         self, user_id: str, *, session_id: int | None = None, limit: int | None = None
     ) -> list[Turn]:
@@ -202,4 +141,68 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_turn(r) for r in reversed(self.query(sql, tuple(params)))]
+        return [turn_from_row(r) for r in reversed(self.query(sql, tuple(params)))]
+
+    # forgetting
+
+    def forget_session(self, user_id: str, session_id: int) -> dict[str, int]:
+        """Remove one of the user's sessions: its turns and the facts said in it.
+
+        Returns how many turns and facts went. Another user's session id removes nothing.
+        """
+        with self.transaction() as db:
+            facts = db.execute(
+                "DELETE FROM facts WHERE user_id = ? AND source_turn_id IN"
+                " (SELECT id FROM turns WHERE session_id = ? AND user_id = ?)",
+                (user_id, session_id, user_id),
+            ).rowcount
+            turns = db.execute(
+                "DELETE FROM turns WHERE user_id = ? AND session_id = ?", (user_id, session_id)
+            ).rowcount
+            sessions = db.execute(
+                "DELETE FROM sessions WHERE user_id = ? AND id = ?", (user_id, session_id)
+            ).rowcount
+        if sessions or turns or facts:
+            self.reclaim_space("turns", "facts")
+        return {"sessions": sessions, "turns": turns, "facts": facts}
+
+    def forget_all(self, user_id: str) -> dict[str, int]:
+        """Remove every turn, session and fact of the user; the profile stays."""
+        with self.transaction() as db:
+            facts = db.execute("DELETE FROM facts WHERE user_id = ?", (user_id,)).rowcount
+            turns = db.execute("DELETE FROM turns WHERE user_id = ?", (user_id,)).rowcount
+            sessions = db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,)).rowcount
+        self.reclaim_space("turns", "facts")
+        return {"sessions": sessions, "turns": turns, "facts": facts}
+
+    def delete_user(self, user_id: str) -> bool:
+        """Remove the user and all their data (profile, sessions, turns, facts); True if known."""
+        with self.transaction() as db:
+            removed = 0
+            for sql in (
+                "DELETE FROM facts WHERE user_id = ?",
+                "DELETE FROM turns WHERE user_id = ?",
+                "DELETE FROM sessions WHERE user_id = ?",
+                "DELETE FROM profiles WHERE user_id = ?",
+                "DELETE FROM users WHERE id = ?",
+            ):
+                removed += db.execute(sql, (user_id,)).rowcount
+        if removed:
+            self.reclaim_space("turns", "facts")
+        return bool(removed)
+
+    # export
+
+    def export(self, user_id: str) -> dict[str, Any]:
+        """Everything stored about the user, as plain data (JSON-ready)."""
+        profile = self._read_profile(user_id) or Profile(user_id)
+        return {
+            "user": user_id,
+            "exported_at": time.time(),
+            "profile": profile.as_dict(),
+            "facts": [f.as_dict() for f in self.facts(user_id)],
+            "sessions": [
+                {**s, "turns": [t.as_dict() for t in self.turns(user_id, session_id=s["id"])]}
+                for s in self.sessions(user_id)
+            ],
+        }

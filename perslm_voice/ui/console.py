@@ -1,0 +1,280 @@
+"""Terminal rendering and keyboard input for a session.
+
+Two front ends with one interface: `InteractiveUI` for a terminal (prompt_toolkit keeps the input line
+intact at the bottom while replies stream above it, with the assistant's state beside the prompt) and
+`PlainUI` for piped input and output (lines in, streamed text out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..events import State
+
+LineHandler = Callable[[str | None], None]  # a typed line; None at end of input
+KeyHandler = Callable[[], None]
+
+STATE_STYLE = {
+    State.LOADING: "yellow",
+    State.LISTENING: "green",
+    State.HEARING: "bold green",
+    State.THINKING: "cyan",
+    State.SPEAKING: "magenta",
+    State.STOPPED: "dim",
+}
+
+
+def clean_line(raw: bytes | str) -> tuple[str, bool]:
+    """A typed line made safe: decoded (bad UTF-8 replaced), control characters dropped.
+
+    Returns the text and whether anything had to be replaced.
+    """
+    replaced = False
+    if isinstance(raw, bytes):
+        text = raw.decode("utf-8", errors="replace")
+        replaced = "\ufffd" in text
+    else:
+        text = raw
+    text = text.rstrip("\r\n")
+    kept = "".join(
+        ch if ch == "\t" or not unicodedata.category(ch).startswith("C") else " " for ch in text
+    )
+    return " ".join(kept.split()), replaced
+
+
+class UI:
+    """What the loop shows and reads; the two front ends below implement it."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(highlight=False, soft_wrap=True)
+        self.state = State.LOADING
+        self.assistant_name = "assistant"
+
+    # output
+    def banner(self, title: str, rows: list[tuple[str, str]]) -> None:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="fold")
+        for key, value in rows:
+            table.add_row(key, value)
+        self.console.print(f"[bold]{title}[/bold]")
+        self.console.print(table)
+
+    def notice(self, text: str, style: str = "yellow") -> None:
+        self.console.print(f"[{style}]{_escape(text)}[/{style}]")
+
+    def set_state(self, state: State) -> None:
+        self.state = state
+
+    def heard(self, text: str) -> None:
+        """What speech-to-text made of the user's voice."""
+        self.console.print(f"[bold green]you (voice):[/bold green] {_escape(text)}")
+
+    def reply_started(self) -> None:
+        raise NotImplementedError
+
+    def reply_piece(self, piece: str) -> None:
+        raise NotImplementedError
+
+    def reply_finished(self, note: str | None = None) -> None:
+        raise NotImplementedError
+
+    def show_timings(self, rows: list[tuple[str, str]]) -> None:
+        table = Table(title="this turn", show_header=True, header_style="bold", box=None)
+        table.add_column("stage")
+        table.add_column("ms", justify="right")
+        for stage, ms in rows:
+            table.add_row(stage, ms)
+        self.console.print(table)
+
+    # input
+    def start_input(
+        self, loop: asyncio.AbstractEventLoop, on_line: LineHandler, on_ctrl_c: KeyHandler
+    ) -> None:
+        raise NotImplementedError
+
+    def stop_input(self) -> None:
+        """Stop reading; safe to call more than once."""
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+class PlainUI(UI):
+    """Piped use: read stdin line by line in a thread; stream the reply as plain text."""
+
+    def __init__(self, console: Console | None = None, input_stream: Any = None):
+        super().__init__(console)
+        self._input = input_stream  # binary; stdin unless given
+        self._thread: threading.Thread | None = None
+        self._open = False
+
+    def reply_started(self) -> None:
+        self.console.print(f"{self.assistant_name}: ", end="")
+
+    def reply_piece(self, piece: str) -> None:
+        self.console.print(piece, end="", markup=False)
+        self.console.file.flush()
+
+    def reply_finished(self, note: str | None = None) -> None:
+        self.console.print(f" [{note}]" if note else "", markup=False)
+
+    def start_input(
+        self, loop: asyncio.AbstractEventLoop, on_line: LineHandler, on_ctrl_c: KeyHandler
+    ) -> None:
+        self._open = True
+
+        def read() -> None:
+            # os.read on the descriptor, not sys.stdin: a daemon thread blocked inside a buffered
+            # reader makes the interpreter abort at exit.
+            try:
+                fd = (self._input or sys.stdin).fileno()
+            except (AttributeError, OSError, ValueError):
+                fd = -1
+            pending = b""
+            while self._open and fd >= 0:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                pending += data
+                while b"\n" in pending:
+                    line, _, pending = pending.partition(b"\n")
+                    loop.call_soon_threadsafe(on_line, line)
+            if pending and self._open:
+                loop.call_soon_threadsafe(on_line, pending)
+            if self._open:
+                loop.call_soon_threadsafe(on_line, None)
+
+        # A daemon thread: a blocked read of stdin must not keep the process alive at exit.
+        self._thread = threading.Thread(target=read, name="stdin", daemon=True)
+        self._thread.start()
+
+    def stop_input(self) -> None:
+        self._open = False
+
+
+class InteractiveUI(UI):
+    """A terminal: prompt_toolkit owns the input line; output is printed above it."""
+
+    def __init__(self) -> None:
+        self._is_tty = sys.stdout.isatty()
+        # The UI draws through its own duplicate of the terminal's descriptor: libraries that
+        # point descriptors 1 and 2 at /dev/null for a moment (llama.cpp does while loading a
+        # model, in another thread) must not blank the screen.
+        self._terminal = os.fdopen(
+            os.dup(sys.stdout.fileno()), "w", encoding="utf-8", errors="replace"
+        )
+        super().__init__(
+            Console(highlight=False, soft_wrap=True, force_terminal=self._is_tty or None)
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._session: Any = None
+        self._partial = ""
+        self._first_line = True
+
+    def set_state(self, state: State) -> None:
+        super().set_state(state)
+        self._invalidate()
+
+    def _invalidate(self) -> None:
+        app = getattr(self._session, "app", None)
+        if app is not None and app.is_running:
+            app.invalidate()
+
+    def _prompt(self) -> Any:
+        from prompt_toolkit.formatted_text import FormattedText
+
+        style = {
+            State.LISTENING: "ansigreen",
+            State.HEARING: "ansigreen bold",
+            State.THINKING: "ansicyan",
+            State.SPEAKING: "ansimagenta",
+        }.get(self.state, "ansiyellow")
+        return FormattedText([(style, f"[{self.state.value}] "), ("bold", "you> ")])
+
+    def _toolbar(self) -> Any:
+        from prompt_toolkit.formatted_text import FormattedText
+
+        if self._partial:
+            tail = self._partial[-200:].replace("\n", " ")
+            return FormattedText([("", f" {self.assistant_name}: {tail}")])
+        return FormattedText([("", " /help for commands · Ctrl+C stops a reply · Ctrl+D quits")])
+
+    def reply_started(self) -> None:
+        self._partial = ""
+        self._first_line = True
+
+    def _print_reply_line(self, text: str) -> None:
+        prefix = (
+            f"[bold magenta]{self.assistant_name}:[/bold magenta] " if self._first_line else "  "
+        )
+        self._first_line = False
+        self.console.print(prefix + _escape(text))
+
+    def reply_piece(self, piece: str) -> None:
+        # Only whole lines are printed above the prompt; the unfinished line is shown in the
+        # toolbar, so streaming never breaks the line the user is typing.
+        self._partial += piece
+        if "\n" in self._partial:
+            done, _, self._partial = self._partial.rpartition("\n")
+            for line in done.split("\n"):
+                self._print_reply_line(line)
+        self._invalidate()
+
+    def reply_finished(self, note: str | None = None) -> None:
+        text = self._partial.strip() + (f" [{note}]" if note else "")
+        self._partial = ""
+        if text or self._first_line:
+            self._print_reply_line(text)
+        self._invalidate()
+
+    def start_input(
+        self, loop: asyncio.AbstractEventLoop, on_line: LineHandler, on_ctrl_c: KeyHandler
+    ) -> None:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.application import create_app_session
+        from prompt_toolkit.output import create_output
+        from prompt_toolkit.patch_stdout import patch_stdout
+
+        output = create_output(stdout=self._terminal)
+        self._session = PromptSession(
+            bottom_toolbar=self._toolbar, refresh_interval=0.2, output=output
+        )
+
+        async def read() -> None:
+            # Everything printed while the prompt is up goes above it, through our descriptor.
+            with create_app_session(output=output), patch_stdout(raw=True):
+                while True:
+                    try:
+                        line = await self._session.prompt_async(self._prompt)
+                    except KeyboardInterrupt:
+                        on_ctrl_c()
+                        continue
+                    except EOFError:
+                        on_line(None)
+                        return
+                    on_line(line)
+
+        self._task = loop.create_task(read(), name="keyboard")
+
+    def stop_input(self) -> None:
+        if self._task is not None and not self._task.done():
+            app = getattr(self._session, "app", None)
+            if app is not None and app.is_running:
+                app.exit(exception=EOFError())
+            self._task.cancel()

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs what perslm-voice needs, idempotently: Debian packages (when root or sudo allows),
+# a virtual environment in .venv, and the project with its extras. Quiet and quick when all is there.
+#   scripts/setup.sh            # the assistant (with the Piper voice)
+#   scripts/setup.sh test       # the assistant and the test tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want="${1:-run}"
+extras="piper"
+[ "$want" = test ] && extras="piper,test"
+
+say() { printf '\033[1mperslm-voice setup:\033[0m %s\n' "$*" >&2; }
+
+# 1. Debian packages: PortAudio (microphone), espeak-ng (fallback voice), ffmpeg (audio files),
+#    sox and tmux (tests), python3-venv. Missing ones are installed when we may; otherwise we say so
+#    and go on: the assistant starts without them, degraded, and tells you what is missing.
+debs="libportaudio2 espeak-ng libespeak-ng1 ffmpeg python3-venv"
+[ "$want" = test ] && debs="$debs sox tmux"
+missing=""
+if command -v dpkg-query >/dev/null 2>&1; then
+  for p in $debs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  done
+fi
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo"; else sudo="none"; fi
+  if [ "$sudo" != none ] && command -v apt-get >/dev/null; then
+    say "installing Debian packages:$missing"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  else
+    say "cannot install$missing (not root, no sudo): run: sudo apt-get install$missing"
+  fi
+fi
+
+# 2. Python >= 3.10 and the virtual environment.
+PY="${PYTHON:-python3}"
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { say "Python 3.10 or newer is needed"; exit 1; }
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  "$PY" -m venv .venv
+fi
+
+# 3. The project. A stamp of pyproject.toml and the extras skips pip when nothing changed.
+stamp=".venv/.perslm-voice-$want"
+digest="$(cat pyproject.toml | sha256sum | cut -c1-16)-$extras"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+  say "installing Python packages into .venv (the first time builds llama.cpp: about 5 minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  # llama.cpp compiles from source; use every core for it.
+  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc 2>/dev/null || echo 2)" \
+    .venv/bin/python -m pip install -q -e ".[$extras]"
+  echo "$digest" > "$stamp"
+fi
