@@ -1,0 +1,77 @@
+"""The speech-to-text interface, and the rules that keep Whisper's invented words out of a turn."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..config import SpeechConfig
+from ..events import Transcript, TranscriptSegment
+
+NOT_SPEECH = "not speech"
+LOW_CONFIDENCE = "low confidence"
+
+
+class STT(ABC):
+    """A loaded speech-to-text model; one instance serves every utterance of a session."""
+
+    name: str = "stt"
+
+    def __init__(self, config: SpeechConfig):
+        self.config = config
+
+    def load(self) -> None:
+        """Load the model (blocking, idempotent). Backends that need no loading keep this."""
+
+    @property
+    def description(self) -> str:
+        """What is listening, for the banner: backend and model."""
+        return self.name
+
+    @abstractmethod
+    def transcribe(self, audio_int16_16k: np.ndarray, language: str | None = None) -> Transcript:
+        """The text of one utterance (16 kHz mono int16). Blocking: the loop runs it in a thread.
+
+        ``language`` overrides ``speech.language``; None auto-detects where the model can. A result
+        that is not to be trusted has ``rejected`` set (and is never a turn).
+        """
+
+    def close(self) -> None:
+        """Release the model."""
+
+
+def to_float32(audio_int16_16k: np.ndarray) -> np.ndarray:
+    return np.asarray(audio_int16_16k, np.float32) / 32768.0
+
+
+def judge(
+    segments: Sequence[TranscriptSegment],
+    config: SpeechConfig,
+    *,
+    log_prob_threshold: float | None = None,
+) -> str | None:
+    """Why a Whisper result should not become a turn, from the model's own signals; None if fine.
+
+    - not speech: no words, or Whisper's own silence rule (no-speech probability above its threshold
+      while the average log-probability is below its threshold), or a looping text (compression
+      ratio above its threshold: "thank you thank you thank you ...");
+    - low confidence: the average log-probability of the whole utterance is below the threshold.
+    """
+    threshold = config.log_prob_threshold if log_prob_threshold is None else log_prob_threshold
+    words = [s for s in segments if s.text.strip()]
+    if not words:
+        return NOT_SPEECH
+    durations = np.array([max(1e-3, s.end_s - s.start_s) for s in words])
+    weights = durations / durations.sum()
+    no_speech = float(np.dot(weights, [s.no_speech_prob for s in words]))
+    logprob = float(np.dot(weights, [s.avg_logprob for s in words]))
+    compression = max(s.compression_ratio for s in words)
+    if no_speech > config.no_speech_threshold and logprob < config.log_prob_threshold:
+        return NOT_SPEECH
+    if compression > config.compression_ratio_threshold:
+        return f"{NOT_SPEECH} (repetitive text, compression ratio {compression:.1f})"
+    if logprob < threshold:
+        return f"{LOW_CONFIDENCE} (average log-probability {logprob:.2f})"
+    return None

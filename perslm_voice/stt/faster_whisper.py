@@ -1,0 +1,181 @@
+"""Whisper on CTranslate2 (faster-whisper): the default speech-to-text, offline, int8 on the CPU."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import SpeechConfig
+from ..errors import BackendUnavailable, ConfigError, ModelError
+from ..events import Transcript, TranscriptSegment
+from .base import STT, judge, to_float32
+from .models import resolve_model
+
+log = logging.getLogger(__name__)
+
+LANGUAGE_CHECK_MIN_PROB = 0.5  # another language must be at least this likely to reject
+
+
+def english_only_reason(model_label: str, language: str | None) -> str | None:
+    """Why an English-only model cannot serve ``language`` (None when it can)."""
+    if language in (None, "en"):
+        return None
+    return f"language {language!r} is not supported by {model_label} (English only)"
+
+
+def _load_model(path: Path, config: SpeechConfig) -> Any:
+    from faster_whisper import WhisperModel
+
+    threads = config.cpu_threads or os.cpu_count() or 1
+    try:
+        return WhisperModel(
+            str(path), device="cpu", compute_type=config.compute_type, cpu_threads=threads
+        )
+    except ValueError as exc:  # e.g. an unknown compute_type
+        raise ConfigError(f"speech.compute_type: {exc}") from None
+    except Exception as exc:
+        raise ModelError(f"cannot load Whisper model {path}: {exc}") from None
+
+
+class FasterWhisperSTT(STT):
+    """faster-whisper with greedy decoding and no temperature fallback (fast and predictable).
+
+    faster-whisper's own silence and confidence filters are off; ``judge`` applies the same signals and
+    says why it rejects. An English-only model turns other languages into fluent English that was
+    never said ("Thank you very much."), so when such a transcript is doubtful (average log-probability
+    below ``speech.language_check_below``) a multilingual model, when installed, identifies the
+    language; another language is rejected as such. Clear English never pays for that check.
+    """
+
+    name = "faster_whisper"
+
+    def __init__(self, config: SpeechConfig):
+        super().__init__(config)
+        self._model: Any = None
+        self._checker: Any = None
+        self._lock = threading.Lock()  # one decode at a time: CTranslate2 already uses every core
+        self.multilingual = True
+
+    @property
+    def model_label(self) -> str:
+        name = self.config.model_name
+        return name if name in ("tiny.en", "base") else Path(name).name
+
+    @property
+    def description(self) -> str:
+        return f"faster-whisper {self.model_label} ({self.config.compute_type})"
+
+    @property
+    def language_check(self) -> bool:
+        """Whether doubtful English-only transcripts get their language checked."""
+        return self._checker is not None
+
+    def load(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            path = resolve_model(self.config.model_name)
+            model = _load_model(path, self.config)
+            self.multilingual = bool(model.model.is_multilingual)
+            if not self.multilingual:
+                reason = english_only_reason(self.model_label, self.config.language)
+                if reason:
+                    raise ConfigError(f"speech.language: {reason}; use speech.model_name: base")
+                self._checker = self._load_checker()
+            self._model = model
+            log.debug("stt: loaded %s from %s", self.description, path)
+
+    def _load_checker(self) -> Any:
+        name = self.config.language_check_model
+        if not name:
+            return None
+        try:
+            checker = _load_model(resolve_model(name), self.config)
+        except BackendUnavailable as exc:
+            log.info("stt: no language check for %s (%s)", self.model_label, exc)
+            return None
+        if not checker.model.is_multilingual:
+            raise ConfigError(f"speech.language_check_model: {name!r} is not multilingual")
+        return checker
+
+    def transcribe(self, audio_int16_16k: np.ndarray, language: str | None = None) -> Transcript:
+        self.load()
+        language = language or self.config.language
+        if not self.multilingual:
+            reason = english_only_reason(self.model_label, language)
+            if reason:
+                return Transcript("", language, rejected=reason)
+            language = "en"
+        audio = to_float32(audio_int16_16k)
+        if audio.size == 0:
+            return Transcript("", language, rejected="not speech (no audio)")
+        with self._lock:
+            segments, detected = self._decode(audio, language)
+            text = " ".join(s.text for s in segments if s.text).strip()
+            rejected = judge(segments, self.config)
+            not_speech = bool(rejected) and rejected.startswith("not speech")
+            if self._checker is not None and not not_speech and self._doubtful(segments):
+                heard = self._detect_language(audio)
+                if heard is not None and heard != "en":
+                    detected = heard
+                    rejected = english_only_reason(self.model_label, heard)
+        return Transcript(text, detected, segments, rejected)
+
+    def _decode(
+        self, audio: np.ndarray, language: str | None
+    ) -> tuple[tuple[TranscriptSegment, ...], str]:
+        try:
+            pieces, info = self._model.transcribe(
+                audio,
+                language=language,
+                beam_size=self.config.beam_size,
+                temperature=0.0,
+                condition_on_previous_text=False,
+                without_timestamps=True,  # utterances are short: one segment, fewer tokens
+                vad_filter=False,  # the endpointer already cut the speech out
+                no_speech_threshold=None,  # judged afterwards, with a reason
+                log_prob_threshold=None,
+                compression_ratio_threshold=None,
+            )
+            segments = tuple(
+                TranscriptSegment(
+                    text=p.text.strip(),
+                    start_s=float(p.start),
+                    end_s=float(p.end),
+                    no_speech_prob=float(p.no_speech_prob),
+                    avg_logprob=float(p.avg_logprob),
+                    compression_ratio=float(p.compression_ratio),
+                )
+                for p in pieces
+            )
+        except Exception as exc:
+            raise ModelError(f"speech-to-text failed: {exc}") from None
+        return segments, (info.language if self.multilingual else "en")
+
+    def _doubtful(self, segments: tuple[TranscriptSegment, ...]) -> bool:
+        words = [s for s in segments if s.text]
+        return bool(words) and min(s.avg_logprob for s in words) < self.config.language_check_below
+
+    def _detect_language(self, audio: np.ndarray) -> str | None:
+        """The language the multilingual checker hears, when it is sure enough; else None."""
+        try:
+            language, probability, _ = self._checker.detect_language(audio)
+        except (
+            Exception
+        ) as exc:  # the check is a safeguard: a failure keeps the transcript's verdict
+            log.warning("stt: language check failed: %s", exc)
+            return None
+        log.debug("stt: language check heard %s (p=%.2f)", language, probability)
+        if language != "en" and probability < LANGUAGE_CHECK_MIN_PROB:
+            return None
+        return str(language)
+
+    def close(self) -> None:
+        with self._lock:
+            self._model = None
+            self._checker = None
