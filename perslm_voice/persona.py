@@ -140,7 +140,7 @@ def plan_prompt(
     treated as empty: a reply without memory beats no reply.
     """
     memory = config.memory
-    budget = min(memory.prompt_token_budget, max(64, context_window - config.llm.max_tokens))
+    budget = min(memory.prompt_token_budget, max(1, context_window - config.llm.max_tokens))
     profile, facts, recalled, past = Profile(user_id), [], [], list(history or [])
     if store is not None:
         try:

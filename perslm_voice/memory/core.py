@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 from .. import paths
@@ -29,6 +29,9 @@ def default_store_path() -> Path:
 def store_path(path_setting: str | None) -> Path:
     """The store file for ``memory.path`` (None: the default under the data dir)."""
     return Path(path_setting).expanduser() if path_setting else default_store_path()
+
+
+_S = TypeVar("_S", bound="StoreCore")
 
 
 def _prepare(db: sqlite3.Connection) -> None:
@@ -194,7 +197,7 @@ class StoreCore:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> StoreCore:
+    def __enter__(self: _S) -> _S:
         return self
 
     def __exit__(self, *exc: object) -> None:
