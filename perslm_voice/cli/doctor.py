@@ -1,0 +1,36 @@
+"""`perslm-voice doctor`: what works on this machine, one line per check, with the fix."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import config_option, console, json_option, load, print_json
+
+MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]"}
+
+
+@click.command()
+@config_option
+@json_option
+def doctor(config_file: str | None, as_json: bool) -> None:
+    """Check PortAudio, audio devices, each configured model and backend, and the store.
+
+    Exits 0 when nothing failed (warnings allowed), 1 otherwise.
+    """
+    from ..doctor import run_checks
+
+    results = run_checks(load(config_file))
+    failed = any(r.status == "fail" for r in results)
+    if as_json:
+        print_json({"ok": not failed, "checks": [r.as_dict() for r in results]})
+    else:
+        width = max(len(r.name) for r in results)
+        for r in results:
+            fix = f"  [dim]fix: {r.fix}[/]" if r.fix else ""
+            line = f"{MARKS[r.status]}  {r.name:<{width}}  "
+            console.print(line, end="")
+            console.print(r.detail, end="", markup=False)
+            console.print(fix)
+    sys.exit(1 if failed else 0)
