@@ -24,7 +24,8 @@ from . import logs
 from .config import Config, load_config
 from .errors import LLMError, PerslmVoiceError, StoreError
 from .events import Source, State, UserText
-from .llm import LLM, create_llm, stream_async
+from .llm import LLM, Message, stream_async
+from .llm.fallback import build_llm
 from .memory import Store, default_store_path
 from .ui.console import UI, InteractiveUI, PlainUI, clean_line
 
@@ -97,6 +98,7 @@ class RealtimeLoop:
         self._last_user_text: str | None = None
         self._last_failed = False
         self._last_turn: TurnRecord | None = None
+        self._history: list[Message] = []  # this session's turns, as the model will see them
         self._last_activity = time.monotonic()
         self._last_ctrl_c = 0.0
         self._exit_code = 0
@@ -125,7 +127,7 @@ class RealtimeLoop:
         if self._stop_requested.is_set():
             return
         self._inputs = asyncio.Queue()
-        ui = self.ui or (InteractiveUI() if sys.stdin.isatty() else PlainUI())
+        ui = self.ui or (InteractiveUI(busy=self._replying) if sys.stdin.isatty() else PlainUI())
         self.ui = ui
         self._install_signals()
         self._open_store()
@@ -148,7 +150,7 @@ class RealtimeLoop:
             return
         path = Path(self.config.memory.path).expanduser() if self.config.memory.path else None
         try:
-            self._store = Store(path or default_store_path())
+            self._store = Store(path or default_store_path(), readonly=self.incognito)
             if not self.incognito:  # incognito reads the profile and memory, writes nothing
                 self._session_id = self._store.start_session(self.user_id)
         except StoreError as exc:
@@ -157,8 +159,13 @@ class RealtimeLoop:
 
     def _start_llm(self) -> None:
         assert self._loop is not None and self.ui is not None
+        loop, ui = self._loop, self.ui
+
+        def notify(message: str) -> None:  # called from the LLM's thread
+            loop.call_soon_threadsafe(ui.notice, message)
+
         try:
-            self._llm = create_llm(self.config.llm)
+            self._llm = build_llm(self.config.llm, notify)
         except PerslmVoiceError as exc:
             self.ui.notice(f"No language model: {exc}", "red")
             return
@@ -234,10 +241,13 @@ class RealtimeLoop:
         self._last_activity = time.monotonic()
         self._inputs.put_nowait(UserText(text, Source.KEYBOARD, t_transcript=time.monotonic()))
 
+    def _replying(self) -> bool:
+        return self._reply_task is not None and not self._reply_task.done()
+
     def _on_ctrl_c(self) -> None:
         assert self.ui is not None
         now = time.monotonic()
-        if self._reply_task is not None and not self._reply_task.done():
+        if self._replying():
             self._reply_task.cancel()
             self._last_ctrl_c = now
             return
@@ -336,12 +346,13 @@ class RealtimeLoop:
             partial = getattr(exc, "partial", "")
             self._last_failed = not partial
             if partial:
-                turn.reply = partial
+                turn.reply = partial.strip()
                 turn.interrupted = True
-            self.ui.reply_finished()
+            self.ui.reply_finished("cut off" if partial else None)
             hint = " Type /retry to ask again." if self._last_failed else ""
             self.ui.notice(f"{exc}.{hint}" if not str(exc).endswith(".") else f"{exc}{hint}", "red")
         finally:
+            self._remember(turn)
             if turn.reply:
                 self._save_turn(
                     "assistant",
@@ -354,6 +365,15 @@ class RealtimeLoop:
             self.ui.set_state(State.LISTENING)
             if self.config.interaction.show_timings and not turn.interrupted:
                 self._show_timings(turn)
+
+    def _remember(self, turn: TurnRecord) -> None:
+        """Add the finished turn to this session's history, as the model will see it next time."""
+        from .persona import INTERRUPTED_MARK
+
+        self._history.append(Message("user", turn.user_text))
+        if turn.reply:
+            heard = turn.reply + (f" {INTERRUPTED_MARK}" if turn.interrupted else "")
+            self._history.append(Message("assistant", heard))
 
     async def _generate(self, turn: TurnRecord) -> None:
         assert self.ui is not None
@@ -389,11 +409,10 @@ class RealtimeLoop:
             user_text=user_text,
             config=self.config,
             llm=self._llm,
+            history=self._history,
         )
 
     def _memory_intent(self, text: str, turn_id: int | None) -> str | None:
-        if self._store is None or self.incognito:
-            return None
         from .memory.intents import handle_memory_intent
 
         try:

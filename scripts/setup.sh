@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want="${1:-run}"
-extras="piper"
-[ "$want" = test ] && extras="piper,test"
+extras="piper,whisper-base"
+[ "$want" = test ] && extras="piper,whisper-base,test"
 
 say() { printf '\033[1mperslm-voice setup:\033[0m %s\n' "$*" >&2; }
 

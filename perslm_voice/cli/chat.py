@@ -7,6 +7,7 @@ import sys
 import click
 
 from .. import logs
+from ..llm.presets import apply_llm_flag
 from ..realtime_loop import RealtimeLoop
 from .common import config_option, load, user_option
 
@@ -41,7 +42,15 @@ MODES = click.Choice(["text", "voice", "hybrid"])
     "--show-timings", is_flag=True, default=None, help="Show each turn's latency by stage."
 )
 @click.option("--incognito", is_flag=True, help="Use the profile and memory but save nothing.")
-@click.option("--model", default=None, help="The LLM model name (for an LLM server).")
+@click.option(
+    "--llm",
+    "llm_choice",
+    default=None,
+    metavar="SERVER",
+    help="Where answers come from: embedded, or a server: "
+    "ollama, llamacpp, vllm, openai, groq, cerebras.  [default: embedded]",
+)
+@click.option("--model", default=None, help="The model name on that server.")
 @click.version_option(None, "--version", package_name="perslm-voice", prog_name="perslm-voice")
 def chat(
     user: str,
@@ -53,6 +62,7 @@ def chat(
     output_mode: str | None,
     show_timings: bool | None,
     incognito: bool,
+    llm_choice: str | None,
     model: str | None,
 ) -> None:
     """Talk with the assistant: type (or speak) and it answers in text (and speech).
@@ -71,6 +81,7 @@ def chat(
             "interaction.output_mode": output_mode,
             "interaction.show_timings": show_timings,
             "llm.model": model,
+            **(apply_llm_flag(llm_choice) if llm_choice else {}),
         },
     )
     loop = RealtimeLoop(config=config, user_id=user, incognito=incognito)

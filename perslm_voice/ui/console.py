@@ -8,6 +8,8 @@ intact at the bottom while replies stream above it, with the assistant's state b
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import io
 import os
 import sys
 import threading
@@ -171,7 +173,8 @@ class PlainUI(UI):
 class InteractiveUI(UI):
     """A terminal: prompt_toolkit owns the input line; output is printed above it."""
 
-    def __init__(self) -> None:
+    def __init__(self, busy: Callable[[], bool] = lambda: False) -> None:
+        self.busy = busy  # whether a reply is in progress (Ctrl+C then stops it)
         self._is_tty = sys.stdout.isatty()
         # The UI draws through its own duplicate of the terminal's descriptor: libraries that
         # point descriptors 1 and 2 at /dev/null for a moment (llama.cpp does while loading a
@@ -179,8 +182,14 @@ class InteractiveUI(UI):
         self._terminal = os.fdopen(
             os.dup(sys.stdout.fileno()), "w", encoding="utf-8", errors="replace"
         )
+        self._context: contextvars.Context | None = None
         super().__init__(
-            Console(highlight=False, soft_wrap=True, force_terminal=self._is_tty or None)
+            Console(
+                file=_AbovePrompt(self),
+                highlight=False,
+                soft_wrap=True,
+                force_terminal=self._is_tty or None,
+            )
         )
         self._task: asyncio.Task[None] | None = None
         self._session: Any = None
@@ -211,7 +220,9 @@ class InteractiveUI(UI):
         from prompt_toolkit.formatted_text import FormattedText
 
         if self._partial:
-            tail = self._partial[-200:].replace("\n", " ")
+            # One line only: a toolbar that wraps leaves stale lines behind when it shrinks.
+            room = max(10, self.console.width - len(self.assistant_name) - 4)
+            tail = self._partial.replace("\n", " ")[-room:]
             return FormattedText([("", f" {self.assistant_name}: {tail}")])
         return FormattedText([("", " /help for commands · Ctrl+C stops a reply · Ctrl+D quits")])
 
@@ -248,17 +259,30 @@ class InteractiveUI(UI):
     ) -> None:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.application import create_app_session
+        from prompt_toolkit.key_binding import KeyBindings
         from prompt_toolkit.output import create_output
-        from prompt_toolkit.patch_stdout import patch_stdout
 
         output = create_output(stdout=self._terminal)
+        keys = KeyBindings()
+
+        @keys.add("c-c")
+        def _(event: Any) -> None:
+            # Ctrl+C with text typed clears the line, as in a shell; otherwise it is the loop's:
+            # stop the reply in progress, or quit when pressed twice. The typed text survives.
+            buffer = event.app.current_buffer
+            if buffer.text and not self.busy():
+                buffer.reset()
+            else:
+                on_ctrl_c()
+
         self._session = PromptSession(
-            bottom_toolbar=self._toolbar, refresh_interval=0.2, output=output
+            bottom_toolbar=self._toolbar, refresh_interval=0.2, output=output, key_bindings=keys
         )
 
         async def read() -> None:
-            # Everything printed while the prompt is up goes above it, through our descriptor.
-            with create_app_session(output=output), patch_stdout(raw=True):
+            with create_app_session(output=output):
+                # The printing side runs in this context, where the prompt's application is known.
+                self._context = contextvars.copy_context()
                 while True:
                     try:
                         line = await self._session.prompt_async(self._prompt)
@@ -272,9 +296,49 @@ class InteractiveUI(UI):
 
         self._task = loop.create_task(read(), name="keyboard")
 
+    def write_above_prompt(self, text: str) -> None:
+        """Print ``text`` above the prompt (erasing and redrawing it), or plainly when it is gone."""
+
+        def write() -> None:
+            # The terminal may be in raw mode while the prompt is up: a bare line feed would not
+            # return the cursor to the first column.
+            self._terminal.write(text.replace("\r\n", "\n").replace("\n", "\r\n"))
+            self._terminal.flush()
+
+        app = getattr(self._session, "app", None)
+        if self._context is not None and app is not None and app.is_running:
+            from prompt_toolkit.application import run_in_terminal
+
+            self._context.run(run_in_terminal, write, in_executor=False)
+        else:
+            write()
+
     def stop_input(self) -> None:
         if self._task is not None and not self._task.done():
             app = getattr(self._session, "app", None)
             if app is not None and app.is_running:
                 app.exit(exception=EOFError())
             self._task.cancel()
+
+
+class _AbovePrompt(io.TextIOBase):
+    """A text stream for Rich that hands each flushed piece to the prompt, to print above it."""
+
+    def __init__(self, ui: InteractiveUI):
+        self._ui = ui
+        self._pending: list[str] = []
+
+    def write(self, text: str) -> int:
+        self._pending.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            text, self._pending = "".join(self._pending), []
+            self._ui.write_above_prompt(text)
+
+    def isatty(self) -> bool:
+        return self._ui._is_tty
+
+    def fileno(self) -> int:
+        return self._ui._terminal.fileno()
