@@ -179,7 +179,7 @@ class Config(Section):
     logging: LoggingConfig = LoggingConfig()
 
 
-SECRET_KEY = re.compile(r"(api_?key|token|password|secret)(?!_env)", re.I)
+SECRET_KEY = re.compile(r"(api_?key|_token$|^token$|password|secret)(?!_env)", re.I)
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 from pathlib import Path
 
 SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
@@ -54,7 +53,10 @@ def setup(level: str = "warning", file: str | Path | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(path, encoding="utf-8")
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        # A private duplicate of stderr: llama.cpp silences descriptor 2 while loading a model.
+        from .ui.console import private_stream
+
+        handler = logging.StreamHandler(private_stream(2))
     handler.setFormatter(
         logging.Formatter(
             "%(asctime)s.%(msecs)03d %(levelname)-5s %(name)s: %(message)s", "%H:%M:%S"

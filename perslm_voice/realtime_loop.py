@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from . import logs
-from .config import Config, load_config
+from .config import Config, VoiceSettings, load_config
 from .errors import LLMError, PerslmVoiceError, StoreError
 from .events import Source, State, UserText
 from .llm import LLM, Message, stream_async
 from .llm.fallback import build_llm
 from .memory import Store, default_store_path
 from .ui.console import UI, InteractiveUI, PlainUI, clean_line
+from .voice import Listener, Speaker, open_listener, open_speaker, voice_for
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class TurnRecord:
     marks: dict[str, float] = field(default_factory=dict)  # stage -> time.monotonic()
     reply: str = ""
     interrupted: bool = False
+    heard: str | None = None  # what the user actually heard of an interrupted reply
+    text_done: bool = False  # the whole reply is on screen (speech may still be playing)
 
 
 class RealtimeLoop:
@@ -76,6 +79,8 @@ class RealtimeLoop:
         config: Config | None = None,
         incognito: bool = False,
         ui: UI | None = None,
+        audio_input: str | Path | None = None,
+        audio_output: str | Path | None = None,
         **overrides: Any,
     ):
         unknown = sorted(k for k in overrides if k not in OVERRIDE_KEYS and "." not in k)
@@ -86,6 +91,15 @@ class RealtimeLoop:
         self.user_id = user_id
         self.incognito = incognito
         self.ui = ui
+        self.audio_input = str(audio_input) if audio_input else None
+        self.audio_output = str(audio_output) if audio_output else None
+        self._listener: Listener | None = None
+        self._speaker: Speaker | None = None
+        self._voice: VoiceSettings = self.config.tts.voice
+        self._voice_rows: list[tuple[str, str]] = []
+        self._voice_notices: list[str] = []
+        self._tts_failed = False
+        self._backend_label = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -99,6 +113,7 @@ class RealtimeLoop:
         self._last_failed = False
         self._last_turn: TurnRecord | None = None
         self._history: list[Message] = []  # this session's turns, as the model will see them
+        self._interrupted_note: str | None = None
         self._last_activity = time.monotonic()
         self._last_ctrl_c = 0.0
         self._exit_code = 0
@@ -132,6 +147,7 @@ class RealtimeLoop:
         self._install_signals()
         self._open_store()
         self._start_llm()
+        self._setup_voice()
         self._show_banner()
         ui.start_input(self._loop, self._on_line, self._on_ctrl_c)
         ui.set_state(State.LISTENING)
@@ -139,6 +155,8 @@ class RealtimeLoop:
             asyncio.create_task(self._conversation(), name="conversation"),
             asyncio.create_task(self._watch_timeout(), name="timeout"),
         ]
+        if self._listener is not None:
+            tasks.append(asyncio.create_task(self._listener.run(), name="listener"))
         try:
             await self._stop.wait()
         finally:
@@ -178,6 +196,48 @@ class RealtimeLoop:
 
         # Loading runs while the banner shows and the user types: the prompt is usable at once.
         self._llm_ready = self._loop.run_in_executor(None, load)
+        self._llm_ready.add_done_callback(self._llm_loaded)
+
+    def _llm_loaded(self, future: asyncio.Future[None]) -> None:
+        if future.cancelled() or future.exception() is None:
+            return
+        assert self.ui is not None
+        self.ui.notice(f"The language model cannot start: {future.exception()}", "red")
+
+    def _setup_voice(self) -> None:
+        """Open the microphone (or --audio-input) and the voice, as the modes ask; say what fails."""
+        mode = self.config.interaction
+        hears, says = "keyboard", "text"
+        if mode.input_mode != "text" or self.audio_input:
+            try:
+                self._listener, description = open_listener(
+                    self.config,
+                    self.audio_input,
+                    on_speech_started=self._on_speech_started,
+                    on_text=self._on_voice_text,
+                    on_rejected=self._on_rejected,
+                    on_end=self._on_source_end,
+                )
+                hears = description if mode.input_mode == "voice" else f"keyboard and {description}"
+            except PerslmVoiceError as exc:
+                self._voice_notices.append(f"{exc}; type instead.")
+        if mode.output_mode != "text" or self.audio_output:
+            try:
+                self._speaker, description = open_speaker(
+                    self.config, self.audio_output, self._on_first_audio, self._on_tts_failure
+                )
+                says = description if mode.output_mode == "voice" else f"text and {description}"
+            except PerslmVoiceError as exc:
+                suffix = "" if "text-only" in str(exc) else "; replies are text only"
+                self._voice_notices.append(f"{exc}{suffix}.")
+        if self._store is not None:
+            with contextlib.suppress(StoreError):
+                self._voice = voice_for(self.config, self._store.get_profile(self.user_id))
+        self._voice_rows = [("input", hears), ("output", says)]
+        llm = self.config.llm
+        stt = self.config.speech.backend if self._listener is not None else "-"
+        tts = getattr(self._speaker.tts, "name", "?") if self._speaker is not None else "-"
+        self._backend_label = f"llm:{llm.preset or llm.backend} stt:{stt} tts:{tts}"
 
     def _show_banner(self) -> None:
         assert self.ui is not None
@@ -189,13 +249,12 @@ class RealtimeLoop:
                 rows.append(("language model", self._llm.description))
             except PerslmVoiceError as exc:
                 rows.append(("language model", f"unavailable: {exc}"))
-        rows.append(("input", "keyboard"))
-        rows.append(("output", "text"))
+        rows += self._voice_rows
         if self._store is not None:
             rows.append(("memory", str(self._store.path)))
         self.ui.banner("perslm-voice", rows)
-        if self.config.interaction.input_mode != "text":
-            self.ui.notice("No microphone: voice input is not available yet; type instead.")
+        for notice in self._voice_notices:
+            self.ui.notice(notice)
 
     def _install_signals(self) -> None:
         assert self._loop is not None
@@ -215,6 +274,9 @@ class RealtimeLoop:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._speaker is not None:
+            # Writes the --audio-output file's header; releases the audio device.
+            await asyncio.to_thread(self._speaker.player.close)
         self.ui.set_state(State.STOPPED)
         if self._store is not None:
             with contextlib.suppress(StoreError):
@@ -231,7 +293,8 @@ class RealtimeLoop:
     def _on_line(self, raw: bytes | str | None) -> None:
         assert self._inputs is not None and self.ui is not None
         if raw is None:
-            self._inputs.put_nowait(None)
+            if self.audio_input is None:  # with --audio-input the recording ends the session
+                self._inputs.put_nowait(None)
             return
         text, replaced = clean_line(raw)
         if replaced:
@@ -239,6 +302,8 @@ class RealtimeLoop:
         if not text:
             return
         self._last_activity = time.monotonic()
+        if isinstance(self.ui, InteractiveUI) and not text.startswith("/"):
+            self._barge_in("typed")  # a line typed over the assistant interrupts it, as speech does
         self._inputs.put_nowait(UserText(text, Source.KEYBOARD, t_transcript=time.monotonic()))
 
     def _replying(self) -> bool:
@@ -321,26 +386,38 @@ class RealtimeLoop:
     async def _respond(self, text: UserText, store_user: bool = True) -> None:
         assert self.ui is not None
         turn = TurnRecord(text.text, text.source)
-        turn.marks["user_text"] = text.t_transcript or time.monotonic()
-        if text.t_speech_end is not None:
-            turn.marks["speech_end"] = text.t_speech_end
+        if text.source is Source.VOICE:
+            turn.marks["speech_end"] = text.t_speech_end or time.monotonic()
+            turn.marks["transcript_ready"] = text.t_transcript or time.monotonic()
+        else:
+            turn.marks["typed"] = text.t_transcript or time.monotonic()
         self._last_turn = turn
         self._last_user_text = text.text
         user_turn_id = self._save_turn("user", text.text, text.source.value) if store_user else None
         self.ui.set_state(State.THINKING)
+        speaker = self._speaker if not self._tts_failed else None
+        if speaker is not None:
+            speaker.begin(self._voice, turn.marks)
+            self._set_listening_strict(True)
         try:
             reply = self._memory_intent(text.text, user_turn_id)
+            self.ui.reply_started()
             if reply is not None:
-                self.ui.reply_started()
-                self.ui.reply_piece(reply)
-                turn.reply = reply
-                self.ui.reply_finished()
+                self._say_piece(turn, reply)
             else:
                 await self._generate(turn)
+            self.ui.reply_finished()
+            turn.text_done = True
+            if speaker is not None and not self._tts_failed:
+                await speaker.finish()
             self._last_failed = False
         except asyncio.CancelledError:
             turn.interrupted = True
-            self.ui.reply_finished("interrupted")
+            turn.heard = speaker.interrupt() if speaker is not None else turn.reply
+            if turn.text_done:  # the text was all out; the voice was cut
+                self.ui.notice("[interrupted]", "dim")
+            else:
+                self.ui.reply_finished("interrupted")
             raise
         except LLMError as exc:
             partial = getattr(exc, "partial", "")
@@ -349,31 +426,59 @@ class RealtimeLoop:
                 turn.reply = partial.strip()
                 turn.interrupted = True
             self.ui.reply_finished("cut off" if partial else None)
+            if speaker is not None:
+                if partial:
+                    speaker.feed(" I was cut off there.")
+                    await speaker.finish()
+                else:
+                    speaker.interrupt()
             hint = " Type /retry to ask again." if self._last_failed else ""
-            self.ui.notice(f"{exc}.{hint}" if not str(exc).endswith(".") else f"{exc}{hint}", "red")
+            message = str(exc) if str(exc).endswith(".") else f"{exc}."
+            self.ui.notice(message + hint, "red")
         finally:
-            self._remember(turn)
-            if turn.reply:
-                self._save_turn(
-                    "assistant",
-                    turn.reply,
-                    None,
-                    interrupted=turn.interrupted,
-                    heard=turn.reply if turn.interrupted else None,
-                    timings=turn.marks,
-                )
-            self.ui.set_state(State.LISTENING)
-            if self.config.interaction.show_timings and not turn.interrupted:
-                self._show_timings(turn)
+            self._finish_turn(turn)
+
+    def _finish_turn(self, turn: TurnRecord) -> None:
+        assert self.ui is not None
+        self._set_listening_strict(False)
+        turn.reply = turn.reply.strip()
+        if turn.interrupted and turn.heard is None:
+            turn.heard = turn.reply
+        self._remember(turn)
+        if turn.reply:
+            self._save_turn(
+                "assistant",
+                turn.reply,
+                None,
+                interrupted=turn.interrupted,
+                heard=turn.heard if turn.interrupted else None,
+                backend=self._backend_label,
+                timings=turn.marks,
+            )
+        self.ui.set_state(State.LISTENING)
+        if self.config.interaction.show_timings and not turn.interrupted:
+            self._show_timings(turn)
+
+    def _say_piece(self, turn: TurnRecord, piece: str) -> None:
+        assert self.ui is not None
+        turn.reply += piece
+        self.ui.reply_piece(piece)
+        if self._speaker is not None and self._speaker.speaking:
+            self._speaker.feed(piece)
 
     def _remember(self, turn: TurnRecord) -> None:
-        """Add the finished turn to this session's history, as the model will see it next time."""
-        from .persona import INTERRUPTED_MARK
+        """Add the finished turn to this session's history, as the model will see it next time.
 
+        An interrupted reply enters the history as far as the user heard it, and the next prompt
+        says so (in the system message: a small model copies markers it sees in a reply).
+        """
         self._history.append(Message("user", turn.user_text))
-        if turn.reply:
-            heard = turn.reply + (f" {INTERRUPTED_MARK}" if turn.interrupted else "")
-            self._history.append(Message("assistant", heard))
+        said = turn.heard if turn.interrupted else turn.reply
+        if said:
+            self._history.append(Message("assistant", said))
+        self._interrupted_note = None
+        if turn.interrupted and said:
+            self._interrupted_note = f'The user cut you off after you had said: "{said}"'
 
     async def _generate(self, turn: TurnRecord) -> None:
         assert self.ui is not None
@@ -388,15 +493,66 @@ class RealtimeLoop:
         self.ui.set_state(State.THINKING)
         messages = await asyncio.to_thread(self._build_messages, turn.user_text)
         cancel = threading.Event()
-        self.ui.reply_started()
         async for piece in stream_async(self._llm, messages, cancel):
-            if "first_token" not in turn.marks:
-                turn.marks["first_token"] = time.monotonic()
-            turn.reply += piece
-            self.ui.reply_piece(piece)
+            turn.marks.setdefault("first_token", time.monotonic())
+            self._say_piece(turn, piece)
         turn.marks["reply_done"] = time.monotonic()
-        turn.reply = turn.reply.strip()
-        self.ui.reply_finished()
+
+    # voice events
+
+    def _set_listening_strict(self, strict: bool) -> None:
+        """While the assistant talks, only clear, sustained speech counts (barge-in, not echo)."""
+        if self._listener is not None:
+            self._listener.endpointer.assistant_speaking = strict
+
+    def _barge_in(self, how: str) -> None:
+        if not self._replying() or not self.config.interaction.interruption_enabled:
+            return
+        log.info("barge-in (%s): stopping the reply", how)
+        assert self._reply_task is not None
+        self._reply_task.cancel()
+
+    def _on_speech_started(self, t_start: float) -> None:
+        assert self.ui is not None
+        self._last_activity = time.monotonic()
+        if self._replying():
+            # A file played in "fast" mode is a batch of questions, not a person talking over us.
+            if self.config.audio.input_speed == "realtime" or self.audio_input is None:
+                self._barge_in("voice")
+        self.ui.set_state(State.HEARING)
+
+    def _on_voice_text(self, text: UserText) -> None:
+        assert self.ui is not None and self._inputs is not None
+        self._last_activity = time.monotonic()
+        self.ui.heard(text.text)
+        if not self._replying():
+            self.ui.set_state(State.LISTENING)
+        self._inputs.put_nowait(text)
+
+    def _on_rejected(self, reason: str) -> None:
+        assert self.ui is not None
+        log.info("heard something, not taken as a turn: %s", reason)
+        if "language" in reason:
+            self.ui.notice(f"Not understood: {reason}.", "dim")
+        if not self._replying():
+            self.ui.set_state(State.LISTENING)
+
+    def _on_source_end(self, reason: str | None) -> None:
+        assert self.ui is not None and self._inputs is not None
+        if reason is None:  # the end of --audio-input: finish the turns heard, then end
+            self._inputs.put_nowait(None)
+        else:
+            self.ui.notice(f"{reason}; carrying on typed.")
+
+    def _on_first_audio(self, t: float) -> None:
+        assert self.ui is not None
+        self.ui.set_state(State.SPEAKING)
+
+    def _on_tts_failure(self, message: str) -> None:
+        assert self.ui is not None
+        if not self._tts_failed:
+            self._tts_failed = True
+            self.ui.notice(f"Speech output failed: {message}; replies are text only.")
 
     def _build_messages(self, user_text: str) -> list[Any]:
         from .persona import build_messages
@@ -410,6 +566,7 @@ class RealtimeLoop:
             config=self.config,
             llm=self._llm,
             history=self._history,
+            interrupted_note=self._interrupted_note,
         )
 
     def _memory_intent(self, text: str, turn_id: int | None) -> str | None:

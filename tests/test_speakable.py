@@ -111,3 +111,27 @@ def test_stream_does_not_cut_inside_inline_code_or_links():
     stream = SpeakableStream()
     assert stream.feed("Use `a. b` and [x. y](u) ok. Rest") == ["Use a. b and x. y ok."]
     assert stream.flush() == ["Rest."]
+
+
+def _stream(text: str, step: int = 3) -> list[str]:
+    stream, out = SpeakableStream(), []
+    for i in range(0, len(text), step):
+        out += stream.feed(text[i : i + step])
+    return out + stream.flush()
+
+
+def test_first_clause_is_handed_out_early_then_whole_sentences():
+    text = "Well, the capital of France, as you know, is Paris. It is lovely in spring, I hear."
+    assert _stream(text) == [
+        "Well, the capital of France,",
+        "as you know, is Paris.",
+        "It is lovely in spring, I hear.",
+    ]
+
+
+def test_abbreviations_do_not_end_sentences():
+    assert _stream("Dr. Smith paid 3.5 dollars, e.g. today. Fine.") == [
+        "Dr. Smith paid 3.5 dollars,",
+        "e.g. today.",
+        "Fine.",
+    ]

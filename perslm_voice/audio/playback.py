@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -291,6 +293,20 @@ class PygamePlayer(Player):
         return " ".join(part for part in heard if part)
 
 
+def _no_sound_card() -> bool:
+    """Linux with no ALSA devices, no sound server and no SDL driver chosen: nothing can play.
+
+    Checked first so that libasound does not print its errors to the terminal.
+    """
+    if not sys.platform.startswith("linux") or os.environ.get("SDL_AUDIODRIVER"):
+        return False
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    servers = [Path(runtime, "pulse", "native"), Path(runtime, "pipewire-0")] if runtime else []
+    if os.environ.get("PULSE_SERVER") or any(p.exists() for p in servers):
+        return False
+    return not Path("/dev/snd").exists()
+
+
 def open_player(config: AudioConfig, audio_output: str | None = None) -> Player:
     """The started player for a session: a real-time WAV sink for ``audio_output``, else pygame.
 
@@ -298,6 +314,10 @@ def open_player(config: AudioConfig, audio_output: str | None = None) -> Player:
     goes on text-only.
     """
     player: Player
+    if not audio_output and _no_sound_card():
+        raise AudioError(
+            "no audio output device: this machine has no sound card (/dev/snd is absent)"
+        )
     if audio_output:
         from .wav_sink import WavSink
 

@@ -43,6 +43,31 @@ MODES = click.Choice(["text", "voice", "hybrid"])
 )
 @click.option("--incognito", is_flag=True, help="Use the profile and memory but save nothing.")
 @click.option(
+    "--device-index",
+    default=None,
+    metavar="N|NAME",
+    help="The microphone: a device index or name from `perslm-voice devices`.",
+)
+@click.option("--output-device", default=None, metavar="NAME", help="The speakers, by name.")
+@click.option(
+    "--audio-input",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Play a recording into the session as the microphone; the session ends with it.",
+)
+@click.option(
+    "--audio-input-speed",
+    type=click.Choice(["realtime", "fast"]),
+    default=None,
+    help="Pace --audio-input in real time, or feed it as fast as it decodes.  [default: realtime]",
+)
+@click.option(
+    "--audio-output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the assistant's voice to this WAV file instead of the speakers.",
+)
+@click.option(
     "--llm",
     "llm_choice",
     default=None,
@@ -62,6 +87,11 @@ def chat(
     output_mode: str | None,
     show_timings: bool | None,
     incognito: bool,
+    device_index: str | None,
+    output_device: str | None,
+    audio_input: str | None,
+    audio_input_speed: str | None,
+    audio_output: str | None,
     llm_choice: str | None,
     model: str | None,
 ) -> None:
@@ -81,8 +111,17 @@ def chat(
             "interaction.output_mode": output_mode,
             "interaction.show_timings": show_timings,
             "llm.model": model,
+            "audio.input_device": device_index,
+            "audio.output_device": output_device,
+            "audio.input_speed": audio_input_speed,
             **(apply_llm_flag(llm_choice) if llm_choice else {}),
         },
     )
-    loop = RealtimeLoop(config=config, user_id=user, incognito=incognito)
+    loop = RealtimeLoop(
+        config=config,
+        user_id=user,
+        incognito=incognito,
+        audio_input=audio_input,
+        audio_output=audio_output,
+    )
     sys.exit(loop.start())

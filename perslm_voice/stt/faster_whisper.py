@@ -18,6 +18,7 @@ from .models import resolve_model
 
 log = logging.getLogger(__name__)
 
+QUICK_CHECK_SURE_PROB = 0.8  # a non-English guess this sure needs no second look
 LANGUAGE_CHECK_MIN_PROB = 0.5  # another language must be at least this likely to reject
 
 
@@ -161,9 +162,32 @@ class FasterWhisperSTT(STT):
         words = [s for s in segments if s.text]
         return bool(words) and min(s.avg_logprob for s in words) < self.config.language_check_below
 
+    def _quick_language(self, audio: np.ndarray) -> tuple[str, float]:
+        """The checker's language guess from the utterance alone, without padding it to 30 s.
+
+        Whisper pads every input to 30 s; for one decoder step of language identification the
+        real length is enough and about ten times cheaper (~40 ms instead of ~450 ms for base on
+        2 threads). It is less sure of itself, so only a clear answer is taken (see below).
+        """
+        import ctranslate2
+
+        features = self._checker.feature_extractor(audio, padding=0)
+        frames = features.shape[-1] - features.shape[-1] % 2
+        view = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None, :, :frames]))
+        encoded = self._checker.model.encode(view, to_cpu=False)
+        token, probability = self._checker.model.detect_language(encoded)[0][0]
+        return token.strip("<|>"), float(probability)
+
     def _detect_language(self, audio: np.ndarray) -> str | None:
         """The language the multilingual checker hears, when it is sure enough; else None."""
         try:
+            language, probability = self._quick_language(audio)
+            log.debug("stt: quick language check heard %s (p=%.2f)", language, probability)
+            if language == "en" or probability >= QUICK_CHECK_SURE_PROB:
+                return (
+                    None if language != "en" and probability < LANGUAGE_CHECK_MIN_PROB else language
+                )
+            # Unsure: ask again the slow way, on the padded 30 s window.
             language, probability, _ = self._checker.detect_language(audio)
         except (
             Exception

@@ -15,6 +15,13 @@ import re
 from .base import SENTENCE_END
 
 CODE_NOTE = "The code is shown on screen."
+FIRST_CLAUSE_MIN_WORDS = 4
+# Words after which a full stop does not end a sentence.
+ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "approx", "fig",
+    "mt", "inc", "ltd", "no",
+}  # fmt: skip
+_CLAUSE_END = re.compile(r"(?<=[,;:—–])\s+")
 CODE_SNIPPET = "a code snippet"
 
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
@@ -134,6 +141,12 @@ def _could_grow_into_block(head: str) -> bool:
     )
 
 
+def _ends_with_abbreviation(text: str) -> bool:
+    """Whether the full stop after ``text`` belongs to an abbreviation ("Dr.", "e.g.")."""
+    word = re.search(r"([\w.]+)$", text)
+    return bool(word) and word.group(1).lower().rstrip(".") in ABBREVIATIONS
+
+
 def _balanced(text: str) -> bool:
     """No inline code or link left open: a sentence may not be cut inside one."""
     return (
@@ -152,11 +165,14 @@ class SpeakableStream:
         self._in_line = False  # the current line's start has been classified
         self._fence: str | None = None  # the marker of an open code block
         self._table: list[str] = []
+        self._emitted = 0  # pieces handed out so far in this reply
 
     def feed(self, text: str) -> list[str]:
         """Sentences completed by ``text``."""
         self._buffer += text
-        return self._process(final=False)
+        out = self._process(final=False)
+        self._emitted += len(out)
+        return out
 
     def flush(self) -> list[str]:
         """The rest, at the end of the reply."""
@@ -242,14 +258,25 @@ class SpeakableStream:
         return True
 
     def _complete_sentences(self) -> list[str]:
-        """Hand out the finished sentences of the current line, keep the unfinished rest."""
+        """Hand out the finished sentences of the current line, keep the unfinished rest.
+
+        The first piece of a reply may end at a clause (a comma after a few words), so that
+        speech starts while the rest is still being generated.
+        """
         out = []
         while True:
             split_at = None
             for match in SENTENCE_END.finditer(self._line):
-                if _balanced(self._line[: match.start()]):
+                head = self._line[: match.start()]
+                if _balanced(head) and not _ends_with_abbreviation(head):
                     split_at = match
                     break
+            if split_at is None and self._emitted + len(out) == 0:
+                for match in _CLAUSE_END.finditer(self._line):
+                    head = self._line[: match.start()]
+                    if len(head.split()) >= FIRST_CLAUSE_MIN_WORDS and _balanced(head):
+                        split_at = match
+                        break
             if split_at is None:
                 return out
             sentence = inline_to_speech(self._line[: split_at.start()])

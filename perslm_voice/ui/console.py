@@ -15,7 +15,7 @@ import sys
 import threading
 import unicodedata
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -51,6 +51,18 @@ def clean_line(raw: bytes | str) -> tuple[str, bool]:
         ch if ch == "\t" or not unicodedata.category(ch).startswith("C") else " " for ch in text
     )
     return " ".join(kept.split()), replaced
+
+
+def private_stream(fd: int) -> TextIO:
+    """A text stream on a duplicate of ``fd``.
+
+    llama.cpp points descriptors 1 and 2 (and sys.stdout/stderr) at /dev/null while it loads a
+    model, in a background thread; what the session prints meanwhile must not vanish.
+    """
+    try:
+        return os.fdopen(os.dup(fd), "w", encoding="utf-8", errors="replace", buffering=1)
+    except OSError:  # no such descriptor (a daemon): fall back to whatever Python has
+        return sys.stdout if fd == 1 else sys.stderr
 
 
 class UI:
@@ -118,19 +130,30 @@ class PlainUI(UI):
     """Piped use: read stdin line by line in a thread; stream the reply as plain text."""
 
     def __init__(self, console: Console | None = None, input_stream: Any = None):
-        super().__init__(console)
+        super().__init__(
+            console or Console(file=private_stream(1), highlight=False, soft_wrap=True)
+        )
         self._input = input_stream  # binary; stdin unless given
+        self._started = False
         self._thread: threading.Thread | None = None
         self._open = False
 
     def reply_started(self) -> None:
-        self.console.print(f"{self.assistant_name}: ", end="")
+        self._started = False  # the name is printed with the first words, not before
 
     def reply_piece(self, piece: str) -> None:
+        if not self._started:
+            self._started = True
+            self.console.print(f"{self.assistant_name}: ", end="", markup=False)
         self.console.print(piece, end="", markup=False)
         self.console.file.flush()
 
     def reply_finished(self, note: str | None = None) -> None:
+        if not self._started and not note:
+            return
+        if not self._started:
+            self.console.print(f"{self.assistant_name}:", end="", markup=False)
+        self._started = False
         self.console.print(f" [{note}]" if note else "", markup=False)
 
     def start_input(
@@ -176,12 +199,8 @@ class InteractiveUI(UI):
     def __init__(self, busy: Callable[[], bool] = lambda: False) -> None:
         self.busy = busy  # whether a reply is in progress (Ctrl+C then stops it)
         self._is_tty = sys.stdout.isatty()
-        # The UI draws through its own duplicate of the terminal's descriptor: libraries that
-        # point descriptors 1 and 2 at /dev/null for a moment (llama.cpp does while loading a
-        # model, in another thread) must not blank the screen.
-        self._terminal = os.fdopen(
-            os.dup(sys.stdout.fileno()), "w", encoding="utf-8", errors="replace"
-        )
+        # The UI draws through its own duplicate of the terminal's descriptor (private_stream).
+        self._terminal = private_stream(sys.stdout.fileno())
         self._context: contextvars.Context | None = None
         super().__init__(
             Console(

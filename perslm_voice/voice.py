@@ -1,0 +1,311 @@
+"""The voice stages of a session.
+
+`Listener`: an audio source -> VAD endpointing -> speech-to-text -> the user's text, with
+speculative transcription inside the end-of-speech silence window.
+`Speaker`: the reply's text stream -> speakable sentences -> text-to-speech -> the player, the first
+clause speaking while the rest is still being generated.
+
+Both run on the session's event loop; model calls go to threads, the source and the player own
+their threads and hand over with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .audio.capture import AudioSource
+from .audio.endpointer import Endpointer, SpeechPaused
+from .audio.playback import Player
+from .config import Config, VoiceSettings
+from .errors import PerslmVoiceError
+from .events import AudioFrame, Source, SpeechEnded, SpeechStarted, Transcript, UserText
+from .stt.base import STT
+from .tts.base import TTS
+from .tts.speakable import SpeakableStream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _SourceEnded:
+    reason: str | None
+
+
+class Listener:
+    """Hears the user: frames in, `UserText` out (and a call when speech starts)."""
+
+    def __init__(
+        self,
+        source: AudioSource,
+        endpointer: Endpointer,
+        stt: STT,
+        stt_ready: asyncio.Future[Any],
+        *,
+        language: str | None,
+        max_queued_frames: int | None,
+        on_speech_started: Callable[[float], None],
+        on_text: Callable[[UserText], None],
+        on_rejected: Callable[[str], None],
+        on_end: Callable[[str | None], None],
+    ):
+        self.source = source
+        self.endpointer = endpointer
+        self.stt = stt
+        self._stt_ready = stt_ready
+        self.language = language
+        self.max_queued_frames = max_queued_frames  # None: a file, every frame is kept
+        self.on_speech_started = on_speech_started
+        self.on_text = on_text
+        self.on_rejected = on_rejected
+        self.on_end = on_end
+        self.dropped_frames = 0
+        self._frames: asyncio.Queue[AudioFrame | _SourceEnded] = asyncio.Queue()
+        self._utterances: asyncio.Queue[
+            tuple[SpeechEnded, asyncio.Future[Transcript] | None] | None
+        ]
+        self._utterances = asyncio.Queue()
+        self._speculation: tuple[float, asyncio.Future[Transcript]] | None = None
+
+    async def run(self) -> None:
+        """Listen until the source ends (or the task is cancelled); pending speech is transcribed."""
+        loop = asyncio.get_running_loop()
+
+        def on_frame(frame: AudioFrame) -> None:  # the source's thread
+            loop.call_soon_threadsafe(self._put, frame)
+
+        def on_source_end(reason: str | None) -> None:
+            loop.call_soon_threadsafe(self._frames.put_nowait, _SourceEnded(reason))
+
+        transcriber = asyncio.create_task(self._transcribe_in_order(), name="stt")
+        self.source.start(on_frame, on_source_end)
+        reason: str | None = None
+        try:
+            while True:
+                item = await self._frames.get()
+                if isinstance(item, _SourceEnded):
+                    reason = item.reason
+                    for event in self.endpointer.flush():
+                        self._handle(event)
+                    break
+                for event in self.endpointer.process(item):
+                    self._handle(event)
+            self._utterances.put_nowait(None)
+            await transcriber
+        finally:
+            self.source.stop()
+            transcriber.cancel()
+        self.on_end(reason)
+
+    def _put(self, frame: AudioFrame) -> None:
+        if self.max_queued_frames is not None and self._frames.qsize() >= self.max_queued_frames:
+            # Never block the audio thread: drop the oldest frame and count it.
+            self._frames.get_nowait()
+            self.dropped_frames += 1
+            log.debug("listener: dropped a frame (%d so far)", self.dropped_frames)
+        self._frames.put_nowait(frame)
+
+    def _handle(self, event: Any) -> None:
+        if isinstance(event, SpeechStarted):
+            self._speculation = None
+            self.on_speech_started(event.t_start)
+        elif isinstance(event, SpeechPaused):
+            # Start speech-to-text inside the silence window; kept only if the user is done.
+            task = asyncio.ensure_future(self._transcribe(event.audio))
+            self._speculation = (event.t_end, task)
+        elif isinstance(event, SpeechEnded):
+            early = None
+            if self._speculation is not None and self._speculation[0] == event.t_end:
+                early = self._speculation[1]
+                log.debug("stt: the speculative transcript stands")
+            self._speculation = None
+            self._utterances.put_nowait((event, early))
+
+    async def _transcribe(self, audio: Any) -> Transcript:
+        await self._stt_ready
+        return await asyncio.to_thread(self.stt.transcribe, audio, self.language)
+
+    async def _transcribe_in_order(self) -> None:
+        while (item := await self._utterances.get()) is not None:
+            ended, early = item
+            started = time.monotonic()
+            try:
+                transcript = await (early or self._transcribe(ended.audio))
+            except PerslmVoiceError as exc:
+                self.on_rejected(f"speech-to-text failed: {exc}")
+                continue
+            t_ready = time.monotonic()
+            log.debug(
+                "stt: %.0f ms after end of speech (%.0f ms of work waited for): %r%s",
+                (t_ready - ended.t_end) * 1000,
+                (t_ready - started) * 1000,
+                transcript.text,
+                f" rejected: {transcript.rejected}" if transcript.rejected else "",
+            )
+            if transcript.rejected or not transcript.text.strip():
+                self.on_rejected(transcript.rejected or "no words")
+                continue
+            self.on_text(
+                UserText(
+                    transcript.text.strip(),
+                    Source.VOICE,
+                    t_speech_end=ended.t_end,
+                    t_transcript=t_ready,
+                    language=transcript.language,
+                )
+            )
+
+
+class Speaker:
+    """Speaks one reply at a time while its text is still arriving."""
+
+    def __init__(
+        self,
+        tts: TTS,
+        tts_ready: asyncio.Future[Any],
+        player: Player,
+        on_first_audio: Callable[[float], None],
+        on_failure: Callable[[str], None],
+    ):
+        self.tts = tts
+        self.on_failure = on_failure
+        self._tts_ready = tts_ready
+        self.player = player
+        self._on_first_audio = on_first_audio
+        self._sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        self._stream = SpeakableStream()
+        self._task: asyncio.Task[None] | None = None
+        self._marks: dict[str, float] = {}
+        self._spoken: list[str] = []
+        self.speaking = False
+        loop = asyncio.get_running_loop()
+        player.on_first_audio = lambda t: loop.call_soon_threadsafe(self._first_audio, t)
+
+    def _first_audio(self, t: float) -> None:
+        if self.speaking:
+            self._marks.setdefault("first_audio_played", t)
+            self._on_first_audio(t)
+
+    def begin(self, voice: VoiceSettings, marks: dict[str, float]) -> None:
+        """Start a reply; ``marks`` receives first_audio_synthesized and first_audio_played."""
+        self._stream = SpeakableStream()
+        self._sentences = asyncio.Queue()
+        self._marks = marks
+        self._spoken = []
+        self.speaking = True
+        self._task = asyncio.create_task(self._synthesize(voice), name="tts")
+
+    def feed(self, piece: str) -> None:
+        for sentence in self._stream.feed(piece):
+            self._sentences.put_nowait(sentence)
+
+    async def finish(self) -> None:
+        """The reply's text is complete: speak the rest and wait until it has been played."""
+        for sentence in self._stream.flush():
+            self._sentences.put_nowait(sentence)
+        self._sentences.put_nowait(None)
+        if self._task is not None:
+            await self._task
+        await asyncio.to_thread(self.player.wait_idle, None)
+        self.speaking = False
+
+    def interrupt(self) -> str:
+        """Silence at once and drop what is queued; return the text the user actually heard."""
+        if self._task is not None:
+            self._task.cancel()
+        heard = self.player.stop()
+        self.speaking = False
+        return heard
+
+    async def _synthesize(self, voice: VoiceSettings) -> None:
+        try:
+            await self._tts_ready
+        except PerslmVoiceError as exc:
+            self.on_failure(str(exc))
+            return
+        while (sentence := await self._sentences.get()) is not None:
+            try:
+                chunks = await asyncio.to_thread(
+                    lambda s=sentence: list(self.tts.synthesize(s, voice))
+                )
+            except PerslmVoiceError as exc:
+                # The reply goes on as text; the loop tells the user once.
+                self.on_failure(str(exc))
+                return
+            for chunk in chunks:
+                self._marks.setdefault("first_audio_synthesized", time.monotonic())
+                self.player.enqueue(chunk)
+            self._spoken.append(sentence)
+
+
+def open_listener(
+    config: Config,
+    audio_input: str | None,
+    **callbacks: Any,
+) -> tuple[Listener, str]:
+    """The session's Listener and a description of what it hears; AudioError when there is no
+    microphone (the session then goes on typed) and ConfigError/BackendUnavailable for bad set-ups.
+
+    Speech-to-text loads in the background; frames are endpointed meanwhile.
+    """
+    from .audio.capture import FileSource
+    from .audio.microphone import open_microphone
+    from .audio.vad import create_vad
+    from .stt import create_stt
+
+    source: AudioSource
+    if audio_input:
+        source = FileSource(audio_input, speed=config.audio.input_speed)
+        bound = None
+    else:
+        source = open_microphone(config.audio)
+        bound = config.audio.queue_frames
+    stt = create_stt(config.speech)
+    vad = create_vad(config.vad)
+    endpointer = Endpointer(vad, config.speech.audio, config.vad)
+    stt_ready = asyncio.get_running_loop().run_in_executor(None, stt.load)
+    stt_ready.add_done_callback(lambda f: f.cancelled() or f.exception())  # reported when awaited
+    listener = Listener(
+        source,
+        endpointer,
+        stt,
+        stt_ready,
+        language=config.speech.language,
+        max_queued_frames=bound,
+        **callbacks,
+    )
+    return listener, f"{source.description}; {stt.description}"
+
+
+def open_speaker(
+    config: Config,
+    audio_output: str | None,
+    on_first_audio: Callable[[float], None],
+    on_failure: Callable[[str], None],
+) -> tuple[Speaker, str]:
+    """The session's Speaker and a description of the voice; AudioError with no output device."""
+    from .audio.playback import open_player
+    from .tts import create_tts, with_cache
+
+    tts = with_cache(create_tts(config.tts), config.tts)
+    player = open_player(config.audio, audio_output)
+    tts_ready = asyncio.get_running_loop().run_in_executor(None, tts.load)
+    tts_ready.add_done_callback(lambda f: f.cancelled() or f.exception())  # reported when awaited
+    speaker = Speaker(tts, tts_ready, player, on_first_audio, on_failure)
+    return speaker, f"{tts.description} -> {player.description}"
+
+
+def voice_for(config: Config, profile: Any) -> VoiceSettings:
+    """The voice settings for a user: the profile's choices win over the configuration."""
+    voice = config.tts.voice
+    updates = {}
+    if profile is not None:
+        if getattr(profile, "voice_id", None):
+            updates["voice_id"] = profile.voice_id
+        if getattr(profile, "speaking_rate", None):
+            updates["rate"] = profile.speaking_rate
+    return voice.model_copy(update=updates) if updates else voice
