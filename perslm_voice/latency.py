@@ -16,6 +16,9 @@ STAGES: dict[str, tuple[tuple[str, ...], str]] = {
     "playback_start_ms": (("first_audio_synthesized",), "first_audio_played"),
     "speech_end_to_first_audio_ms": (("speech_end",), "first_audio_played"),
     "typed_to_first_audio_ms": (("typed",), "first_audio_played"),
+    # barge-in: from the VAD's decision that the user speaks to silence, and the decision's delay
+    "barge_in_stop_ms": (("barge_in_detected",), "silenced"),
+    "barge_in_detection_ms": (("barge_in_speech_start",), "barge_in_detected"),
 }
 E2E = "speech_end_to_first_audio_ms"
 

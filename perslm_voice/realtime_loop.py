@@ -156,7 +156,7 @@ class RealtimeLoop:
             asyncio.create_task(self._watch_timeout(), name="timeout"),
         ]
         if self._listener is not None:
-            tasks.append(asyncio.create_task(self._listener.run(), name="listener"))
+            tasks.append(asyncio.create_task(self._listen(self._listener), name="listener"))
         try:
             await self._stop.wait()
         finally:
@@ -238,6 +238,15 @@ class RealtimeLoop:
         stt = self.config.speech.backend if self._listener is not None else "-"
         tts = getattr(self._speaker.tts, "name", "?") if self._speaker is not None else "-"
         self._backend_label = f"llm:{llm.preset or llm.backend} stt:{stt} tts:{tts}"
+
+    async def _listen(self, listener: Listener) -> None:
+        if self.audio_input is not None:
+            # A recording starts when the session is ready, as a person would start talking.
+            loading = [listener.stt_ready, self._llm_ready]
+            if self._speaker is not None:
+                loading.append(self._speaker.tts_ready)
+            await asyncio.gather(*(f for f in loading if f is not None), return_exceptions=True)
+        await listener.run()
 
     def _show_banner(self) -> None:
         assert self.ui is not None
@@ -397,7 +406,7 @@ class RealtimeLoop:
         self.ui.set_state(State.THINKING)
         speaker = self._speaker if not self._tts_failed else None
         if speaker is not None:
-            speaker.begin(self._voice, turn.marks)
+            speaker.begin(self._voice, turn.marks, self.config.interaction.streaming)
             self._set_listening_strict(True)
         try:
             reply = self._memory_intent(text.text, user_turn_id)
@@ -414,6 +423,7 @@ class RealtimeLoop:
         except asyncio.CancelledError:
             turn.interrupted = True
             turn.heard = speaker.interrupt() if speaker is not None else turn.reply
+            turn.marks["silenced"] = time.monotonic()
             if turn.text_done:  # the text was all out; the voice was cut
                 self.ui.notice("[interrupted]", "dim")
             else:
@@ -493,9 +503,18 @@ class RealtimeLoop:
         self.ui.set_state(State.THINKING)
         messages = await asyncio.to_thread(self._build_messages, turn.user_text)
         cancel = threading.Event()
-        async for piece in stream_async(self._llm, messages, cancel):
-            turn.marks.setdefault("first_token", time.monotonic())
-            self._say_piece(turn, piece)
+        if self.config.interaction.streaming:
+            async for piece in stream_async(self._llm, messages, cancel):
+                turn.marks.setdefault("first_token", time.monotonic())
+                self._say_piece(turn, piece)
+        else:
+            # The classic design, kept for comparison (scripts/bench_latency.py): the whole reply
+            # is written before any of it is shown or spoken.
+            pieces = []
+            async for piece in stream_async(self._llm, messages, cancel):
+                turn.marks.setdefault("first_token", time.monotonic())
+                pieces.append(piece)
+            self._say_piece(turn, "".join(pieces))
         turn.marks["reply_done"] = time.monotonic()
 
     # voice events
@@ -505,11 +524,15 @@ class RealtimeLoop:
         if self._listener is not None:
             self._listener.endpointer.assistant_speaking = strict
 
-    def _barge_in(self, how: str) -> None:
+    def _barge_in(self, how: str, t_speech_start: float | None = None) -> None:
         if not self._replying() or not self.config.interaction.interruption_enabled:
             return
         log.info("barge-in (%s): stopping the reply", how)
-        assert self._reply_task is not None
+        assert self._reply_task is not None and self._last_turn is not None
+        marks = self._last_turn.marks
+        marks["barge_in_detected"] = time.monotonic()
+        if t_speech_start is not None:
+            marks["barge_in_speech_start"] = t_speech_start
         self._reply_task.cancel()
 
     def _on_speech_started(self, t_start: float) -> None:
@@ -518,7 +541,7 @@ class RealtimeLoop:
         if self._replying():
             # A file played in "fast" mode is a batch of questions, not a person talking over us.
             if self.config.audio.input_speed == "realtime" or self.audio_input is None:
-                self._barge_in("voice")
+                self._barge_in("voice", t_start)
         self.ui.set_state(State.HEARING)
 
     def _on_voice_text(self, text: UserText) -> None:

@@ -56,7 +56,7 @@ class Listener:
         self.source = source
         self.endpointer = endpointer
         self.stt = stt
-        self._stt_ready = stt_ready
+        self.stt_ready = stt_ready
         self.language = language
         self.max_queued_frames = max_queued_frames  # None: a file, every frame is kept
         self.on_speech_started = on_speech_started
@@ -126,7 +126,7 @@ class Listener:
             self._utterances.put_nowait((event, early))
 
     async def _transcribe(self, audio: Any) -> Transcript:
-        await self._stt_ready
+        await self.stt_ready
         return await asyncio.to_thread(self.stt.transcribe, audio, self.language)
 
     async def _transcribe_in_order(self) -> None:
@@ -173,7 +173,7 @@ class Speaker:
     ):
         self.tts = tts
         self.on_failure = on_failure
-        self._tts_ready = tts_ready
+        self.tts_ready = tts_ready
         self.player = player
         self._on_first_audio = on_first_audio
         self._sentences: asyncio.Queue[str | None] = asyncio.Queue()
@@ -190,14 +190,18 @@ class Speaker:
             self._marks.setdefault("first_audio_played", t)
             self._on_first_audio(t)
 
-    def begin(self, voice: VoiceSettings, marks: dict[str, float]) -> None:
-        """Start a reply; ``marks`` receives first_audio_synthesized and first_audio_played."""
+    def begin(self, voice: VoiceSettings, marks: dict[str, float], streaming: bool = True) -> None:
+        """Start a reply; ``marks`` receives first_audio_synthesized and first_audio_played.
+
+        ``streaming=False`` is the classic design, for comparison: everything is synthesized
+        before anything is played.
+        """
         self._stream = SpeakableStream()
         self._sentences = asyncio.Queue()
         self._marks = marks
         self._spoken = []
         self.speaking = True
-        self._task = asyncio.create_task(self._synthesize(voice), name="tts")
+        self._task = asyncio.create_task(self._synthesize(voice, streaming), name="tts")
 
     def feed(self, piece: str) -> None:
         for sentence in self._stream.feed(piece):
@@ -221,12 +225,13 @@ class Speaker:
         self.speaking = False
         return heard
 
-    async def _synthesize(self, voice: VoiceSettings) -> None:
+    async def _synthesize(self, voice: VoiceSettings, streaming: bool) -> None:
         try:
-            await self._tts_ready
+            await self.tts_ready
         except PerslmVoiceError as exc:
             self.on_failure(str(exc))
             return
+        held: list[Any] = []  # synthesized, not yet handed to the player (streaming=False)
         while (sentence := await self._sentences.get()) is not None:
             try:
                 chunks = await asyncio.to_thread(
@@ -236,10 +241,15 @@ class Speaker:
                 # The reply goes on as text; the loop tells the user once.
                 self.on_failure(str(exc))
                 return
-            for chunk in chunks:
-                self._marks.setdefault("first_audio_synthesized", time.monotonic())
-                self.player.enqueue(chunk)
+            self._marks.setdefault("first_audio_synthesized", time.monotonic())
+            held.extend(chunks)
+            if streaming:
+                for chunk in held:
+                    self.player.enqueue(chunk)
+                held.clear()
             self._spoken.append(sentence)
+        for chunk in held:
+            self.player.enqueue(chunk)
 
 
 def open_listener(

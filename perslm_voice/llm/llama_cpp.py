@@ -70,6 +70,15 @@ class LlamaCppLLM(LLM):
             except (ValueError, RuntimeError) as exc:
                 raise ModelError(f"cannot load {path}: {exc}") from None
             log.info("llm: loaded %s in %.2f s", path.name, time.monotonic() - started)
+            # Warm up: the first evaluation is slow, and llama.cpp reuses the longest common
+            # prefix of the previous prompt, so the system prompt is evaluated only once.
+            self._model.create_chat_completion(
+                messages=[
+                    {"role": "system", "content": self.config.system_prompt},
+                    {"role": "user", "content": "Hello."},
+                ],
+                max_tokens=1,
+            )
 
     def count_tokens(self, text: str) -> int:
         if self._model is None:
