@@ -24,7 +24,20 @@ class Tmux:
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         script = f"cd {shlex.quote(str(ROOT))} && env {exports} {command}; echo EXIT=$?; sleep 60"
         subprocess.run(
-            ["tmux", "new-session", "-d", "-s", self.name, "-x", "110", "-y", "40", "bash", "-c", script],
+            [
+                "tmux",
+                "new-session",
+                "-d",
+                "-s",
+                self.name,
+                "-x",
+                "110",
+                "-y",
+                "40",
+                "bash",
+                "-c",
+                script,
+            ],
             check=True,
         )
 
@@ -95,3 +108,22 @@ def test_typed_turns_ctrl_c_and_ctrl_d(term, isolated_home):
     rows = db.execute("SELECT role, interrupted FROM turns ORDER BY id").fetchall()
     db.close()
     assert rows == [("user", 0), ("assistant", 1)]  # the cut-off reply is kept, marked
+
+
+def test_a_line_typed_while_the_assistant_speaks_interrupts_it(term, isolated_home, tmp_path):
+    t = term("--user", "tty", "--input-mode", "text", "--audio-output", str(tmp_path / "out.wav"))
+    t.wait_for(lambda s: "[Listening] you>" in s)
+    t.keys("Please tell me a long story about a brave knight and a friendly dragon.", "Enter")
+    t.wait_for(lambda s: "[Speaking] you>" in s)
+    t.keys("Actually, what time is it?", "Enter")
+    t.wait_for(lambda s: "[interrupted]" in s)
+    t.wait_for(lambda s: "[Listening] you>" in prompt_line(s), timeout=60)
+    t.keys("/quit", "Enter")
+    assert "EXIT=0" in t.wait_for(lambda s: "EXIT=" in s, timeout=20)
+    db = sqlite3.connect(isolated_home / "data" / "perslm-voice.db")
+    rows = db.execute("SELECT role, text, interrupted, heard FROM turns ORDER BY id").fetchall()
+    db.close()
+    assert [r[0] for r in rows] == ["user", "assistant", "user", "assistant"]
+    first = rows[1]
+    assert first[2] == 1 and first[3] is not None
+    assert first[2] == 1 and len(first[3].split()) < len(first[1].split())  # heard a part only
