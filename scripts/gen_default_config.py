@@ -1,7 +1,7 @@
 """Write config/default.yaml from the configuration schema, so the documented defaults are the real ones.
 
-    python scripts/gen_default_config.py          # rewrite config/default.yaml
-    python scripts/gen_default_config.py --check  # exit 1 if the file is out of date
+python scripts/gen_default_config.py          # rewrite config/default.yaml
+python scripts/gen_default_config.py --check  # exit 1 if the file is out of date
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ HEADER = """\
 
 
 def _scalar(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+    return (
+        yaml.safe_dump(value, default_flow_style=True, width=10_000)
+        .strip()
+        .removesuffix("...")
+        .strip()
+    )
 
 
 def _choices(annotation: Any) -> list[str]:
