@@ -92,9 +92,14 @@ def test_stop_cuts_the_sound_and_reports_what_was_heard(disk_output):
         heard = player.stop()
         stop_call_s = time.monotonic() - t_stop
         assert player.idle and player.wait_idle(0)
-        # All of the first chunk and about half of the second, in whole words.
-        assert heard.startswith("one two three four five")
-        assert "never" not in heard and "ten" not in heard
+        # All of the first chunk and about half of the second, in whole words. On a loaded
+        # machine the sleep can overshoot: judge by how long the sound had actually played.
+        played_before_stop_s = t_stop - first_audio[0]
+        assert heard.startswith("one two three four")
+        if played_before_stop_s < 2.2:
+            assert "never" not in heard and "ten" not in heard
+        if played_before_stop_s > 0.6:
+            assert heard.startswith("one two three four five")
         time.sleep(0.3)
         # After a stop the player takes the next utterance as usual.
         player.enqueue(AudioChunk(tone(0.2, 880), RATE_HZ, "again"))

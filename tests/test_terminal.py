@@ -43,7 +43,7 @@ class Tmux:
 
     def screen(self) -> str:
         return subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
+            ["tmux", "capture-pane", "-p", "-J", "-t", self.name], capture_output=True, text=True
         ).stdout
 
     def keys(self, *keys: str) -> None:
