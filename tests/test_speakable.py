@@ -135,3 +135,10 @@ def test_abbreviations_do_not_end_sentences():
         "e.g. today.",
         "Fine.",
     ]
+
+
+def test_a_long_run_without_punctuation_is_cut_so_speech_can_start():
+    text = "1,000" + ",000" * 80 + " and " + "word " * 60
+    pieces = _stream(text, step=5)
+    assert len(pieces) >= 3 and all(len(p) <= 160 for p in pieces)
+    assert "".join(pieces).replace(" ", "").rstrip(".") == text.replace(" ", "")

@@ -16,6 +16,7 @@ from .base import SENTENCE_END
 
 CODE_NOTE = "The code is shown on screen."
 FIRST_CLAUSE_MIN_WORDS = 4
+MAX_PIECE_CHARS = 160  # a piece with no punctuation is cut here, so speech does not wait for it
 # Words after which a full stop does not end a sentence.
 ABBREVIATIONS = {
     "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "approx", "fig",
@@ -278,7 +279,15 @@ class SpeakableStream:
                         split_at = match
                         break
             if split_at is None:
-                return out
+                if len(self._line) <= MAX_PIECE_CHARS:
+                    return out
+                # No punctuation for a long while (a run-on, a long number): cut at a space.
+                cut = self._line.rfind(" ", 0, MAX_PIECE_CHARS)
+                cut = cut if cut > 0 else MAX_PIECE_CHARS
+                head, self._line = self._line[:cut], self._line[cut:].lstrip()
+                if sentence := inline_to_speech(head):
+                    out.append(sentence)
+                continue
             sentence = inline_to_speech(self._line[: split_at.start()])
             self._line = self._line[split_at.end() :]
             if sentence:
