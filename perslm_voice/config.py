@@ -49,7 +49,7 @@ class AudioSettings(Section):
         0.25, ge=0.0, le=5.0, description="seconds of speech below which an utterance is dropped"
     )
     speculative_stt: float = Field(
-        0.6,
+        0.3,
         ge=0.0,
         le=1.0,
         description="fraction of silence_duration after which speech-to-text may start early; 0: never",
@@ -102,6 +102,16 @@ class AudioConfig(Section):
     input_speed: Literal["realtime", "fast"] = "realtime"
     queue_frames: int = Field(256, ge=8, le=100000, description="frames buffered before dropping")
     playback_buffer: int = Field(512, ge=64, le=8192, description="mixer buffer in samples")
+    echo_cancellation: Literal["none", "webrtc"] = Field(
+        "none",
+        description="webrtc: remove the assistant's own voice from the microphone (AEC3, needs"
+        " livekit; it also mutes a user talking over the reply)",
+    )
+    echo_check: bool = Field(
+        True,
+        description="speech heard while or just after the assistant talks that is mostly its own"
+        " words is its echo: not a turn, not a barge-in",
+    )
 
 
 class VoiceSettings(Section):
@@ -139,12 +149,14 @@ class LLMConfig(Section):
     preset: Literal["ollama", "llamacpp", "vllm", "openai", "groq", "cerebras"] | None = None
     model_path: str | None = Field(None, description="llama_cpp GGUF; null: SmolLM2-135M")
     n_ctx: int = Field(2048, ge=256, le=131072)
-    n_threads: int = Field(0, ge=0, le=256, description="0: as many as the machine has")
+    n_threads: int = Field(
+        0, ge=0, le=256, description="0: all cores but one (speech runs beside it), at least 1"
+    )
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None
     temperature: float = Field(0.3, ge=0.0, le=2.0)
-    max_tokens: int = Field(256, ge=1, le=32768)
+    max_tokens: int = Field(160, ge=1, le=32768, description="the longest reply, in tokens")
     timeout: float = Field(30.0, gt=0, le=3600.0)
     fallback: Literal["none", "embedded"] = "none"
     system_prompt: str = (

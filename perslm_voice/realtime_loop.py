@@ -28,7 +28,14 @@ from .llm import LLM, Message, stream_async
 from .llm.fallback import build_llm
 from .memory import Store, default_store_path
 from .ui.console import UI, InteractiveUI, PlainUI, clean_line
-from .voice import Listener, Speaker, open_listener, open_speaker, voice_for
+from .voice import (
+    Listener,
+    Speaker,
+    open_listener,
+    open_speaker,
+    protect_from_echo,
+    voice_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,8 @@ HELP = """Commands:
   /quit      end the session (Ctrl+D too)
 Ctrl+C stops the reply in progress; twice in a row ends the session."""
 DOUBLE_CTRL_C_S = 2.0
+ECHO_RECHECK_S = 0.5  # while speech that began as our echo goes on, check it again this often
+ECHO_RECHECK_WINDOW_S = 1.2  # ... on its latest audio
 
 
 @dataclass
@@ -81,6 +90,7 @@ class RealtimeLoop:
         ui: UI | None = None,
         audio_input: str | Path | None = None,
         audio_output: str | Path | None = None,
+        echo_room: str | None = None,
         **overrides: Any,
     ):
         unknown = sorted(k for k in overrides if k not in OVERRIDE_KEYS and "." not in k)
@@ -93,6 +103,7 @@ class RealtimeLoop:
         self.ui = ui
         self.audio_input = str(audio_input) if audio_input else None
         self.audio_output = str(audio_output) if audio_output else None
+        self.echo_room = echo_room  # "DELAY_MS:GAIN[:NOISE_DB]": the echo test room (--echo-room)
         self._listener: Listener | None = None
         self._speaker: Speaker | None = None
         self._voice: VoiceSettings = self.config.tts.voice
@@ -233,6 +244,9 @@ class RealtimeLoop:
         if self._store is not None:
             with contextlib.suppress(StoreError):
                 self._voice = voice_for(self.config, self._store.get_profile(self.user_id))
+        echo = protect_from_echo(self.config, self._listener, self._speaker, self.echo_room)
+        if echo:
+            hears += f"; {', '.join(echo)}"
         self._voice_rows = [("input", hears), ("output", says)]
         llm = self.config.llm
         stt = self.config.speech.backend if self._listener is not None else "-"
@@ -423,7 +437,7 @@ class RealtimeLoop:
         except asyncio.CancelledError:
             turn.interrupted = True
             turn.heard = speaker.interrupt() if speaker is not None else turn.reply
-            turn.marks["silenced"] = time.monotonic()
+            turn.marks.setdefault("silenced", time.monotonic())  # set early by a paused check
             if turn.text_done:  # the text was all out; the voice was cut
                 self.ui.notice("[interrupted]", "dim")
             else:
@@ -530,10 +544,57 @@ class RealtimeLoop:
         log.info("barge-in (%s): stopping the reply", how)
         assert self._reply_task is not None and self._last_turn is not None
         marks = self._last_turn.marks
-        marks["barge_in_detected"] = time.monotonic()
+        marks.setdefault("barge_in_detected", time.monotonic())  # set early by a paused check
         if t_speech_start is not None:
             marks["barge_in_speech_start"] = t_speech_start
         self._reply_task.cancel()
+
+    async def _check_barge_in(self, t_start: float) -> None:
+        """Speech while we talk, and our voice may be its source: silence at once, listen, decide.
+
+        The reply is paused (so a real barge-in is silenced within milliseconds), the first
+        fraction of a second of the speech is transcribed, and if it is mostly our own words the
+        reply resumes; otherwise this is the user, and the reply is interrupted. While that
+        utterance goes on (our echo keeps it open) its latest second is checked again, so a user
+        who starts talking inside our echo still interrupts (a recheck needs three words that are
+        not ours: a second of our echo is misheard more often than half a second of it; and as the
+        reply was not paused, the decision is the detection).
+        """
+        assert self._listener is not None and self._speaker is not None
+        listener, speaker = self._listener, self._speaker
+        paused = True
+        since = t_start
+        while self._replying() and self._last_turn is not None:
+            marks = self._last_turn.marks
+            detected = time.monotonic()
+            silenced = speaker.pause() if paused else None
+            try:
+                transcript = await listener.transcribe_recent(since)
+            except PerslmVoiceError:
+                transcript = None
+            text = transcript.text.strip() if transcript and not transcript.rejected else ""
+            verified = time.monotonic()
+            if not self._replying():
+                return
+            if text and not listener.heard_echo(text, t_start, min_new_words=1 if paused else 3):
+                log.info("barge-in: %r is not our echo", text)
+                marks["barge_in_detected"] = detected if paused else verified
+                marks["silenced"] = silenced if silenced is not None else time.monotonic()
+                marks["barge_in_verified"] = verified
+                self._barge_in("voice", t_start)
+                return
+            log.info(
+                "echo: not (yet) a barge-in (%r, checked in %.0f ms)",
+                text,
+                (verified - detected) * 1000,
+            )
+            if paused:
+                speaker.resume()
+                paused = False
+            await asyncio.sleep(ECHO_RECHECK_S)
+            if not listener.endpointer.in_speech:
+                return
+            since = time.monotonic() - ECHO_RECHECK_WINDOW_S
 
     def _on_speech_started(self, t_start: float) -> None:
         assert self.ui is not None
@@ -541,7 +602,13 @@ class RealtimeLoop:
         if self._replying():
             # A file played in "fast" mode is a batch of questions, not a person talking over us.
             if self.config.audio.input_speed == "realtime" or self.audio_input is None:
-                self._barge_in("voice", t_start)
+                speaker, listener = self._speaker, self._listener
+                checked = listener is not None and listener.echo_text is not None
+                if speaker is not None and checked and speaker.may_echo(t_start):
+                    task = asyncio.ensure_future(self._check_barge_in(t_start))
+                    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+                else:
+                    self._barge_in("voice", t_start)
         self.ui.set_state(State.HEARING)
 
     def _on_voice_text(self, text: UserText) -> None:
@@ -550,6 +617,10 @@ class RealtimeLoop:
         self.ui.heard(text.text)
         if not self._replying():
             self.ui.set_state(State.LISTENING)
+        elif self.config.audio.input_speed == "realtime" or self.audio_input is None:
+            # Words that are not our echo (the listener dropped those), heard while we talk, and
+            # not taken as a barge-in when they began: the user is talking over us after all.
+            self._barge_in("voice")
         self._inputs.put_nowait(text)
 
     def _on_rejected(self, reason: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,13 +23,26 @@ from .audio.capture import AudioSource
 from .audio.endpointer import Endpointer, SpeechPaused
 from .audio.playback import Player
 from .config import Config, VoiceSettings
-from .errors import PerslmVoiceError
+from .echo import (
+    ECHO_TAIL_S,
+    EchoRoom,
+    EchoRoomSpec,
+    SpokenLog,
+    follow_player,
+    is_echo,
+    new_words,
+    open_canceller,
+)
+from .errors import PerslmVoiceError, UsageError
 from .events import AudioFrame, Source, SpeechEnded, SpeechStarted, Transcript, UserText
 from .stt.base import STT
 from .tts.base import TTS
 from .tts.speakable import SpeakableStream
 
 log = logging.getLogger(__name__)
+
+RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
+BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,32 @@ class Listener:
         ]
         self._utterances = asyncio.Queue()
         self._speculation: tuple[float, asyncio.Future[Transcript]] | None = None
+        # Echo protection (wired by protect_from_echo): the canceller cleans every frame; a
+        # transcript made of the words ``echo_text(t_speech_start)`` returns is the assistant's own
+        # voice, not a turn.
+        self.frame_filter: Callable[[AudioFrame], AudioFrame] | None = None
+        self.echo_text: Callable[[float], str] | None = None
+        self.echo_dropped = 0
+        self._recent: deque[AudioFrame] = deque(maxlen=round(RECENT_AUDIO_S / 0.032))
+
+    def recent_audio(self, since: float) -> Any:
+        """The (echo-cancelled) audio heard since monotonic time ``since``, as int16 16 kHz."""
+        import numpy as np
+
+        frames = [f.samples for f in self._recent if f.t_capture > since]
+        return np.concatenate(frames) if frames else np.zeros(0, np.int16)
+
+    async def transcribe_recent(self, since: float) -> Transcript:
+        """Speech-to-text of the audio since ``since``: is a barge-in candidate the user?"""
+        return await self._transcribe(self.recent_audio(since - BARGE_IN_PRE_ROLL_S))
+
+    def heard_echo(self, text: str, t_speech_start: float, min_new_words: int = 1) -> bool:
+        """True when ``text``, heard from ``t_speech_start`` on, is mostly our own recent words
+        (or has fewer than ``min_new_words`` words that are not ours)."""
+        if self.echo_text is None:
+            return False
+        spoken = self.echo_text(t_speech_start)
+        return is_echo(text, spoken) or new_words(text, spoken) < min_new_words
 
     async def run(self) -> None:
         """Listen until the source ends (or the task is cancelled); pending speech is transcribed."""
@@ -92,6 +132,9 @@ class Listener:
                     for event in self.endpointer.flush():
                         self._handle(event)
                     break
+                if self.frame_filter is not None:
+                    item = self.frame_filter(item)
+                self._recent.append(item)
                 for event in self.endpointer.process(item):
                     self._handle(event)
             self._utterances.put_nowait(None)
@@ -149,6 +192,11 @@ class Listener:
             if transcript.rejected or not transcript.text.strip():
                 self.on_rejected(transcript.rejected or "no words")
                 continue
+            if self.heard_echo(transcript.text, ended.t_start):
+                self.echo_dropped += 1
+                log.info("echo: dropped a voice turn made of our own words: %r", transcript.text)
+                self.on_rejected("echo of the assistant's own voice")
+                continue
             self.on_text(
                 UserText(
                     transcript.text.strip(),
@@ -182,8 +230,10 @@ class Speaker:
         self._marks: dict[str, float] = {}
         self._spoken: list[str] = []
         self.speaking = False
+        self.spoken = SpokenLog()  # what was played lately, for the echo check
         loop = asyncio.get_running_loop()
         player.on_first_audio = lambda t: loop.call_soon_threadsafe(self._first_audio, t)
+        follow_player(player, self.spoken.played, self.spoken.silenced)
 
     def _first_audio(self, t: float) -> None:
         if self.speaking:
@@ -216,6 +266,19 @@ class Speaker:
             await self._task
         await asyncio.to_thread(self.player.wait_idle, None)
         self.speaking = False
+
+    def may_echo(self, t_speech_start: float, tail_s: float = ECHO_TAIL_S) -> bool:
+        """Our voice was audible lately: speech that began at ``t_speech_start`` may be its echo."""
+        return self.spoken.audible_since(t_speech_start - tail_s)
+
+    def pause(self) -> float:
+        """Go quiet at once (a barge-in candidate is being checked); return when it went quiet."""
+        self.player.pause()
+        return time.monotonic()
+
+    def resume(self) -> None:
+        """The candidate was our own echo: go on speaking where pause() cut."""
+        self.player.resume()
 
     def interrupt(self) -> str:
         """Silence at once and drop what is queued; return the text the user actually heard."""
@@ -307,6 +370,42 @@ def open_speaker(
     tts_ready.add_done_callback(lambda f: f.cancelled() or f.exception())  # reported when awaited
     speaker = Speaker(tts, tts_ready, player, on_first_audio, on_failure)
     return speaker, f"{tts.description} -> {player.description}"
+
+
+def protect_from_echo(
+    config: Config,
+    listener: Listener | None,
+    speaker: Speaker | None,
+    echo_room: str | None = None,
+) -> list[str]:
+    """Wire the echo measures between the listener and the speaker; return what is active.
+
+    The echo test room (``--echo-room``) needs ``--audio-input``. Echo cancellation runs where the
+    frames carry real capture times (a microphone, or a recording played in real time).
+    """
+    active: list[str] = []
+    if listener is None or speaker is None:
+        if echo_room:
+            raise UsageError("--echo-room needs --audio-input and a voice to hear")
+        return active
+    if echo_room:
+        from .audio.capture import FileSource
+
+        if not isinstance(listener.source, FileSource):
+            raise UsageError("--echo-room needs --audio-input (it mixes the voice into the file)")
+        room = EchoRoom(EchoRoomSpec.parse(echo_room), listener.source)
+        room.attach(speaker.player)
+        active.append(room.description)
+    if config.audio.echo_check:
+        listener.echo_text = speaker.spoken.echo_source
+        active.append("echo check")
+    realtime = getattr(listener.source, "speed", "realtime") == "realtime"
+    canceller = open_canceller(config.audio.echo_cancellation) if realtime else None
+    if canceller is not None:
+        follow_player(speaker.player, canceller.played, canceller.silenced)
+        listener.frame_filter = canceller.process
+        active.append(canceller.description)
+    return active
 
 
 def voice_for(config: Config, profile: Any) -> VoiceSettings:

@@ -127,6 +127,8 @@ class FileSource(AudioSource):
         self.t0: float = 0.0
         self._next_sample = 0  # stream position of the next frame, in 16 kHz samples
         self._echoes: list[tuple[int, np.ndarray]] = []  # (start sample, float32 samples)
+        self.noise_rms = 0.0  # white noise mixed into every frame (the echo room's), int16 units
+        self._rng = np.random.default_rng(0)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -181,14 +183,23 @@ class FileSource(AudioSource):
             start = self._next_sample + round(delay_s * SAMPLE_RATE_HZ)
             self._echoes.append((start, scaled))
 
+    def cut_echoes(self, delay_s: float) -> None:
+        """Drop the echo still to come ``delay_s`` from now (the sound that made it was stopped)."""
+        with self._lock:
+            cut = self._next_sample + round(delay_s * SAMPLE_RATE_HZ)
+            self._echoes = [(start, echo[: max(0, cut - start)]) for start, echo in self._echoes]
+            self._echoes = [(start, echo) for start, echo in self._echoes if len(echo)]
+
     def _mix(self, frame: np.ndarray) -> np.ndarray:
         with self._lock:
             begin = self._next_sample
             end = begin + len(frame)
             self._next_sample = end
-            if not self._echoes:
+            if not self._echoes and not self.noise_rms:
                 return frame
             mixed = frame.astype(np.float32)
+            if self.noise_rms:
+                mixed += self._rng.normal(0.0, self.noise_rms, len(frame)).astype(np.float32)
             keep = []
             for start, echo in self._echoes:
                 lo, hi = max(begin, start), min(end, start + len(echo))

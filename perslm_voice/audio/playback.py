@@ -47,9 +47,18 @@ class Player(ABC):
     utterance's first audio was handed to the output (the mixer starts it within one buffer). It
     must return quickly and not call the player; hand it to the event loop with
     ``loop.call_soon_threadsafe``.
+
+    ``on_play(chunk, t_start)`` is called (on the player's thread) each time a chunk starts to be
+    played, with its samples at the output rate and the monotonic time of its first sample; after
+    ``resume()`` it is called again with what is left of the chunk cut by ``pause()``.
+    ``on_silence(t)`` is called when ``stop()`` or ``pause()`` cut the output at time ``t``: what
+    ``on_play`` announced after ``t`` was not played. Echo cancellation and the echo test room
+    (perslm_voice/echo.py) follow the sound through these two; the same rules apply to them.
     """
 
     on_first_audio: Callable[[float], None] | None = None
+    on_play: Callable[[AudioChunk, float], None] | None = None
+    on_silence: Callable[[float], None] | None = None
 
     @abstractmethod
     def start(self) -> None:
@@ -62,6 +71,14 @@ class Player(ABC):
     @abstractmethod
     def stop(self) -> str:
         """Silence the output, drop what is queued, and return the text heard of this utterance."""
+
+    @abstractmethod
+    def pause(self) -> None:
+        """Silence the output at once, keeping what is queued; nothing plays until resume()."""
+
+    @abstractmethod
+    def resume(self) -> None:
+        """Go on playing from where pause() cut (no-op when not paused)."""
 
     @abstractmethod
     def wait_idle(self, timeout: float | None = None) -> bool:
@@ -79,6 +96,23 @@ class Player(ABC):
     @property
     def description(self) -> str:
         return type(self).__name__
+
+    def _announce_play(self, item: _Item, t_start: float, offset: int = 0) -> None:
+        """Call on_play for ``item`` from sample ``offset`` on (a failing hook is logged, not fatal)."""
+        if self.on_play is None or offset >= len(item.samples):
+            return
+        try:
+            self.on_play(AudioChunk(item.samples[offset:], item.sample_rate_hz, item.text), t_start)
+        except Exception:  # the player thread must survive a broken listener
+            log.exception("player: on_play failed")
+
+    def _announce_silence(self, t: float) -> None:
+        if self.on_silence is None:
+            return
+        try:
+            self.on_silence(t)
+        except Exception:
+            log.exception("player: on_silence failed")
 
 
 @dataclass
@@ -126,6 +160,7 @@ class PygamePlayer(Player):
         self._playing: deque[_Item] = deque()  # on the channel: the current sound, the queued one
         self._heard: list[str] = []
         self._utterance_started = False
+        self._paused_at: float | None = None  # monotonic time of pause(); None when playing
 
     @property
     def description(self) -> str:
@@ -150,14 +185,24 @@ class PygamePlayer(Player):
         self._commands.put(("chunk", chunk))
 
     def stop(self) -> str:
+        return self._call("stop") or ""
+
+    def pause(self) -> None:
+        self._call("pause")
+
+    def resume(self) -> None:
+        self._call("resume")
+
+    def _call(self, command: str) -> Any:
+        """Run ``command`` on the mixer thread and wait for its answer."""
         if self._thread is None or not self._thread.is_alive():
-            return ""
-        reply: queue.Queue[str] = queue.Queue(maxsize=1)
-        self._commands.put(("stop", reply))
+            return None
+        reply: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._commands.put((command, reply))
         try:
             return reply.get(timeout=STOP_REPLY_TIMEOUT_S)
         except queue.Empty:
-            return ""
+            return None
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         return self._idle.wait(timeout)
@@ -207,6 +252,10 @@ class PygamePlayer(Player):
                     self._pending.append(self._prepare(pygame, arg))
                 elif command == "stop":
                     arg.put(self._stop(channel))
+                elif command == "pause":
+                    arg.put(self._pause(channel))
+                elif command == "resume":
+                    arg.put(self._resume(channel))
                 self._pump(channel)
         finally:
             channel.stop()
@@ -223,7 +272,7 @@ class PygamePlayer(Player):
 
     def _wake_in_s(self, channel: Any) -> float | None:
         """How long the thread may wait for a command before the channel needs attention."""
-        if not self._playing:
+        if not self._playing or self._paused_at is not None:
             return None
         current = self._playing[0]
         assert current.t_start is not None
@@ -238,6 +287,8 @@ class PygamePlayer(Player):
 
     def _pump(self, channel: Any) -> None:
         """Retire what has played, keep the channel fed (current + one queued), note idleness."""
+        if self._paused_at is not None:
+            return
         now = time.monotonic()
         if self._playing and not channel.get_busy():
             self._finished(len(self._playing))
@@ -246,11 +297,13 @@ class PygamePlayer(Player):
             current = self._playing[0]
             assert current.t_start is not None
             current.t_start = min(current.t_start, now)
+            self._announce_play(current, current.t_start)
         if not self._playing and self._pending:
             item = self._pending.popleft()
             channel.play(item.sound)
             item.t_start = now
             self._playing.append(item)
+            self._announce_play(item, now)
             if not self._utterance_started:
                 self._utterance_started = True
                 self._heard = []
@@ -270,9 +323,38 @@ class PygamePlayer(Player):
                     self._outstanding = 0
                     self._idle.set()
 
-    def _stop(self, channel: Any) -> str:
+    def _pause(self, channel: Any) -> None:
+        if self._paused_at is not None:
+            return
+        channel.pause()  # the mixer goes quiet at its next buffer
+        self._paused_at = time.monotonic()
+        if self._playing:
+            self._announce_silence(self._paused_at)
+
+    def _resume(self, channel: Any) -> None:
+        if self._paused_at is None:
+            return
         now = time.monotonic()
+        paused_s = now - self._paused_at
+        self._paused_at = None
+        channel.unpause()
+        for item in self._playing:  # the sound goes on where it was cut: shift its clock
+            assert item.t_start is not None
+            item.t_start += paused_s
+        if self._playing:
+            current = self._playing[0]
+            assert current.t_start is not None
+            played = round((now - current.t_start) * current.sample_rate_hz)
+            self._announce_play(current, now, max(0, played))
+
+    def _stop(self, channel: Any) -> str:
+        now = time.monotonic() if self._paused_at is None else self._paused_at
+        if self._playing:
+            self._announce_silence(now)
         channel.stop()  # the mixer stops at its next buffer
+        if self._paused_at is not None:
+            self._paused_at = None
+            channel.unpause()  # the next utterance must not start paused
         heard = list(self._heard)
         if self._playing:
             current = self._playing[0]

@@ -38,6 +38,7 @@ class WavSink(Player):
         self._clock_start: float | None = None  # when this utterance's first sample was due
         self._clock_samples = 0
         self._closed = False
+        self._paused = False
         self._thread: threading.Thread | None = None
         self.frames_written = 0
 
@@ -82,6 +83,8 @@ class WavSink(Player):
             samples = resample(chunk.samples, chunk.sample_rate_hz, self.sample_rate_hz)
             if not self.realtime:
                 self._begin_utterance()
+                item = _Item(chunk.text, samples, self.sample_rate_hz)
+                self._announce_play(item, time.monotonic())
                 self._write(samples)
                 self._heard.append(chunk.text)
                 return
@@ -91,9 +94,10 @@ class WavSink(Player):
     def _run(self) -> None:
         with self._cond:
             while True:
-                while not self._pending and not self._closed:
-                    self._clock_start = None  # silence between utterances is not owed
-                    self._utterance_started = False
+                while (self._paused or not self._pending) and not self._closed:
+                    if not self._pending:
+                        self._clock_start = None  # silence between utterances is not owed
+                        self._utterance_started = False
                     self._cond.notify_all()  # wake wait_idle()
                     self._cond.wait()
                 if self._closed:
@@ -108,6 +112,8 @@ class WavSink(Player):
                     self._cond.wait(delay_s)  # woken early by stop() or close()
                     continue
                 item = self._pending[0]
+                if item.position == 0:
+                    self._announce_play(item, due_s)
                 block = max(1, self.sample_rate_hz * WAV_BLOCK_MS // 1000)
                 piece = item.samples[item.position : item.position + block]
                 self._write(piece)
@@ -117,8 +123,33 @@ class WavSink(Player):
                     self._pending.popleft()
                     self._heard.append(item.text)
 
+    def pause(self) -> None:
+        with self._cond:
+            if self._paused:
+                return
+            self._paused = True
+            if self._pending:
+                self._announce_silence(time.monotonic())
+            self._cond.notify_all()
+
+    def resume(self) -> None:
+        with self._cond:
+            if not self._paused:
+                return
+            self._paused = False
+            if self._clock_start is not None:
+                # The pause is not owed: the clock starts again now, where the sound was cut.
+                self._clock_start, self._clock_samples = time.monotonic(), 0
+                if self._pending and self._pending[0].position:
+                    item = self._pending[0]
+                    self._announce_play(item, self._clock_start, item.position)
+            self._cond.notify_all()
+
     def stop(self) -> str:
         with self._cond:
+            if self._pending and self.realtime:
+                self._announce_silence(time.monotonic())
+            self._paused = False
             heard = list(self._heard)
             if self._pending:
                 item = self._pending[0]

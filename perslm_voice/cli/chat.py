@@ -7,6 +7,7 @@ import sys
 import click
 
 from .. import logs
+from ..echo import EchoRoomSpec
 from ..llm.presets import apply_llm_flag
 from ..realtime_loop import RealtimeLoop
 from .common import config_option, load, user_option
@@ -68,6 +69,13 @@ MODES = click.Choice(["text", "voice", "hybrid"])
     help="Write the assistant's voice to this WAV file instead of the speakers.",
 )
 @click.option(
+    "--echo-room",
+    default=None,
+    metavar="DELAY_MS:GAIN[:NOISE_DB]",
+    help="For testing, with --audio-input: mix the assistant's voice, as it plays, back into the "
+    "recording with this delay and gain (and white noise at NOISE_DB dBFS), as speakers would.",
+)
+@click.option(
     "--llm",
     "llm_choice",
     default=None,
@@ -92,6 +100,7 @@ def chat(
     audio_input: str | None,
     audio_input_speed: str | None,
     audio_output: str | None,
+    echo_room: str | None,
     llm_choice: str | None,
     model: str | None,
 ) -> None:
@@ -101,6 +110,10 @@ def chat(
     """
     # Log level first, so that a configuration error is explained at debug level too.
     logs.setup(log_level or "warning", log_file)
+    if echo_room is not None:
+        if audio_input is None:
+            raise click.UsageError("--echo-room needs --audio-input (the room mixes into it)")
+        EchoRoomSpec.parse(echo_room)  # a bad spec is a usage error before anything loads
     config = load(
         config_file,
         {
@@ -123,5 +136,6 @@ def chat(
         incognito=incognito,
         audio_input=audio_input,
         audio_output=audio_output,
+        echo_room=echo_room,
     )
     sys.exit(loop.start())

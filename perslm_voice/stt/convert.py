@@ -161,7 +161,7 @@ def convert(model_dir: str | Path, out: str | Path) -> Path:
     import torch
 
     dims, state = to_openai_whisper(read_ct2(Path(model_dir) / "model.bin"))
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in state.items()}
+    tensors = {k: torch.from_numpy(np.array(a, copy=True)) for k, a in state.items()}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_suffix(".partial")

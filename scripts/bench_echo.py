@@ -1,0 +1,197 @@
+"""The echo test room, measured: self-interruptions, phantom user turns and barge-in timings.
+
+Runs recorded conversations through the real CLI with ``--audio-input`` and ``--echo-room`` (the
+assistant's voice mixed back into the recording as speakers would) and counts, per configuration:
+assistant turns interrupted by nobody (self-interruptions), user turns that are the assistant's own
+words (phantom turns), and, for recordings where a person speaks over the reply, whether the reply
+was interrupted and how fast (barge-in stop: from the VAD's decision to silence).
+
+    python scripts/bench_echo.py                       # every configuration, 150:0.5
+    python scripts/bench_echo.py --room 150:0.8:-45 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_AUDIO = ROOT.parent / "shared" / "audio"
+RATE_HZ = 16000
+
+# name -> environment that selects the measure (config keys through PERSLM_VOICE_ variables)
+CONFIGS = {
+    "strict VAD only": {
+        "PERSLM_VOICE_AUDIO__ECHO_CANCELLATION": "none",
+        "PERSLM_VOICE_AUDIO__ECHO_CHECK": "false",
+    },
+    "strict VAD + transcript check": {"PERSLM_VOICE_AUDIO__ECHO_CANCELLATION": "none"},
+    "strict VAD + check + WebRTC AEC": {"PERSLM_VOICE_AUDIO__ECHO_CANCELLATION": "webrtc"},
+}
+
+
+def speech(text: str, out: Path) -> np.ndarray:
+    """Piper's voice saying ``text``, as 16 kHz int16."""
+    subprocess.run(
+        [sys.executable, "-m", "perslm_voice", "say", text, "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    return load(out)
+
+
+def load(path: Path) -> np.ndarray:
+    from perslm_voice.tts.base import resample
+
+    data, rate = sf.read(str(path), dtype="int16", always_2d=True)
+    return resample(data.mean(axis=1).astype(np.int16), rate, RATE_HZ)
+
+
+def level_like(samples: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``samples`` scaled so that their active level (frames with sound) is ``reference``'s."""
+
+    def active_rms(x: np.ndarray) -> float:
+        frames = x[: len(x) // 512 * 512].astype(np.float64).reshape(-1, 512)
+        rms = np.sqrt((frames**2).mean(axis=1))
+        return float(np.median(rms[rms > rms.max() * 0.1]))
+
+    gain = active_rms(reference) / active_rms(samples)
+    return np.clip(samples * gain, -32768, 32767).astype(np.int16)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * RATE_HZ), np.int16)
+
+
+def build_recordings(folder: Path) -> dict[str, tuple[Path, bool]]:
+    """name -> (recording, whether a person talks over the reply)."""
+    question = speech("Tell me a short story about a brave little dragon.", folder / "q.wav")
+    second = speech("What is the capital of France?", folder / "q2.wav")
+    real = load(SHARED_AUDIO / "english.wav")
+    # vosk_test.wav is recorded 18 dB below Piper's voice: bring the person to the assistant's
+    # level (at the microphone a person is about as loud as the speakers; the room then halves it).
+    person = level_like(load(SHARED_AUDIO / "vosk_test.wav"), question)
+    recordings = {
+        "question, then listen": (
+            [silence(0.5), question, silence(14)],
+            False,
+        ),
+        "three questions": (
+            [silence(0.5), question, silence(15), real, silence(12), second, silence(12)],
+            False,
+        ),
+        # The reply starts about 1.5 s after the question ends; the person starts ~1 s into it.
+        "person talks over the reply": (
+            [silence(0.5), question, silence(2.5), person, silence(6)],
+            True,
+        ),
+    }
+    out = {}
+    for name, (parts, barge) in recordings.items():
+        path = folder / (name.replace(" ", "_").replace(",", "") + ".wav")
+        sf.write(str(path), np.concatenate(parts), RATE_HZ)
+        out[name] = (path, barge)
+    return out
+
+
+def run(recording: Path, room: str, env: dict[str, str], home: Path) -> list[dict]:
+    """One session; the turns it stored."""
+    full_env = {**os.environ, "PERSLM_VOICE_HOME": str(home), "SDL_AUDIODRIVER": "dummy", **env}
+    # Replies of at most ~12 s: each fits in the silence that follows its question.
+    full_env.setdefault("PERSLM_VOICE_LLM__MAX_TOKENS", "48")
+    args = ["--user", "bench", "--input-mode", "voice", "--audio-input", str(recording)]
+    args += ["--audio-output", str(home / "reply.wav"), "--echo-room", room]
+    result = subprocess.run(
+        [sys.executable, "-m", "perslm_voice", *args],
+        env=full_env,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"session failed: {result.stderr.decode()[-2000:]}")
+    with sqlite3.connect(home / "data" / "perslm-voice.db") as db:
+        rows = db.execute(
+            "SELECT role, text, source, interrupted, heard, timings FROM turns ORDER BY id"
+        ).fetchall()
+    keys = ("role", "text", "source", "interrupted", "heard", "timings")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def is_phantom(user_text: str, replies: list[str]) -> bool:
+    from perslm_voice.echo import echo_score
+
+    return any(echo_score(user_text, reply) >= 0.5 for reply in replies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--room", default="150:0.5", help="DELAY_MS:GAIN[:NOISE_DB]")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--config", action="append", help="only these configurations")
+    opts = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-echo-"))
+    recordings = build_recordings(folder)
+    print(f"echo room {opts.room}; recordings in {folder}")
+    for name, env in CONFIGS.items():
+        if opts.config and name not in opts.config:
+            continue
+        self_interrupted = phantom = barge_ok = barge_total = 0
+        stops_ms: list[float] = []
+        checks_ms: list[float] = []
+        for recording_name, (path, barge) in recordings.items():
+            for i in range(opts.runs):
+                home = folder / f"home-{abs(hash((name, recording_name, i)))}"
+                turns = run(path, opts.room, env, home)
+                # A user turn made of an earlier reply's words (the model may parrot the user).
+                phantom += sum(
+                    is_phantom(
+                        t["text"], [r["text"] for r in turns[:k] if r["role"] == "assistant"]
+                    )
+                    for k, t in enumerate(turns)
+                    if t["role"] == "user"
+                )
+                for turn in turns:
+                    marks = json.loads(turn["timings"] or "{}")
+                    if "barge_in_detected" in marks and "silenced" in marks:
+                        stops_ms.append((marks["silenced"] - marks["barge_in_detected"]) * 1000)
+                    if "barge_in_verified" in marks:
+                        checks_ms.append(
+                            (marks["barge_in_verified"] - marks["barge_in_detected"]) * 1000
+                        )
+                interrupted = [t for t in turns if t["role"] == "assistant" and t["interrupted"]]
+                if barge:  # the person goes on talking: later interruptions may be theirs
+                    barge_total += 1
+                    barge_ok += bool(interrupted)
+                else:
+                    self_interrupted += len(interrupted)
+                print(
+                    f"  {name} | {recording_name} #{i}: "
+                    + "; ".join(
+                        f"{t['role']}{'*' if t['interrupted'] else ''}: {t['text'][:60]!r}"
+                        for t in turns
+                    ),
+                    flush=True,
+                )
+
+        def pct(values: list[float], q: int) -> str:
+            return f"{np.percentile(values, q):.0f}" if values else "-"
+
+        print(
+            f"{name}: self-interruptions {self_interrupted}, phantom turns {phantom}, "
+            f"barge-in {barge_ok}/{barge_total}, stop ms p50 {pct(stops_ms, 50)} "
+            f"p95 {pct(stops_ms, 95)}, check ms p50 {pct(checks_ms, 50)} p95 {pct(checks_ms, 95)}"
+        )
+
+
+if __name__ == "__main__":
+    main()

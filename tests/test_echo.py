@@ -1,0 +1,156 @@
+"""The assistant never hears itself: the echo check, the player's hooks, the echo test room, and
+whole sessions through the real CLI with ``--echo-room`` (no self-interruption, no phantom turn, and
+a person talking over the reply still interrupts it)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from perslm_voice.audio.capture import FileSource
+from perslm_voice.audio.wav_sink import WavSink
+from perslm_voice.echo import (
+    EchoRoom,
+    EchoRoomSpec,
+    SpokenLog,
+    aec_available,
+    echo_score,
+    is_echo,
+)
+from perslm_voice.errors import UsageError
+from perslm_voice.events import SAMPLE_RATE_HZ, AudioChunk, AudioFrame
+from perslm_voice.tts.base import resample
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_AUDIO = ROOT.parent / "shared" / "audio"
+
+REPLY = "The capital of France is Paris. It is a beautiful city with many museums."
+
+
+# --- the echo check ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("heard", "echo"),
+    [
+        ("The capital of France is Paris.", True),
+        ("the capital of france is perris", True),  # misheard words still count
+        ("It is a beautiful city", True),
+        ("Stop, tell me about Berlin instead.", False),
+        ("one zero zero zero one", False),
+        ("", False),
+    ],
+)
+def test_echo_check_tells_our_words_from_the_users(heard, echo):
+    assert is_echo(heard, REPLY) is echo
+
+
+def test_echo_score_is_the_share_of_our_words():
+    assert echo_score("Paris is nice, stop talking now", REPLY) == pytest.approx(2 / 6)
+    assert echo_score("anything", "") == 0.0
+
+
+def test_spoken_log_offers_echo_only_while_or_just_after_we_talk():
+    log = SpokenLog()
+    rate = 16000
+    t0 = time.monotonic()
+    log.played(AudioChunk(np.zeros(rate * 2, np.int16), rate, "Hello there."), t0 - 1.0)
+    assert log.echo_source(t0) == "Hello there."  # while playing
+    assert log.echo_source(t0 + 1.5) == "Hello there."  # the echo tail
+    assert log.echo_source(t0 + 3.0) == ""  # a user repeating our words later is not echo
+    log.silenced(t0 - 0.5)  # in fact it was stopped half a second in
+    assert log.echo_source(t0 + 1.0) == ""
+
+
+def test_echo_room_spec_is_parsed_and_checked():
+    assert EchoRoomSpec.parse("150:0.5") == EchoRoomSpec(150, 0.5, None)
+    assert EchoRoomSpec.parse("80:1:-45") == EchoRoomSpec(80, 1.0, -45)
+    for bad in ("150", "a:b", "150:0.5:10", "-5:0.5", "1:2:3:4"):
+        with pytest.raises(UsageError):
+            EchoRoomSpec.parse(bad)
+
+
+# --- the room and the player's hooks ----------------------------------------------------------------
+
+
+def test_echo_room_mixes_what_is_played_into_the_file_and_stops_with_it(tmp_path):
+    path = tmp_path / "silence.wav"
+    sf.write(str(path), np.zeros(SAMPLE_RATE_HZ * 2, np.int16), SAMPLE_RATE_HZ)
+    source = FileSource(path, speed="fast")
+    room = EchoRoom(EchoRoomSpec(250, 0.5), source)
+    voice = np.full(SAMPLE_RATE_HZ // 2, 10000, np.int16)  # half a second, at 16 kHz
+    room.played(AudioChunk(voice, SAMPLE_RATE_HZ, "x"), time.monotonic())
+    room.silenced(time.monotonic() + 0.25)  # the player stopped after a quarter second
+    audio = np.concatenate(list(source.frames()))
+    loud = np.flatnonzero(audio)
+    assert abs(loud[0] / SAMPLE_RATE_HZ - 0.25) < 0.01  # the room's delay
+    assert abs(len(loud) / SAMPLE_RATE_HZ - 0.25) < 0.01  # cut where the player went quiet
+    assert abs(int(audio[loud[0]]) - 5000) <= 1  # the room's gain
+
+
+def test_wav_sink_announces_what_it_plays_and_pauses(tmp_path):
+    sink = WavSink(tmp_path / "out.wav", realtime=True)
+    played: list[tuple[str, int, float]] = []
+    silences: list[float] = []
+    sink.on_play = lambda chunk, t: played.append((chunk.text, len(chunk.samples), t))
+    sink.on_silence = silences.append
+    sink.start()
+    try:
+        rate = 22050
+        sink.enqueue(AudioChunk(np.ones(rate // 2, np.int16), rate, "first"))
+        sink.enqueue(AudioChunk(np.ones(rate // 4, np.int16), rate, "second"))
+        time.sleep(0.2)
+        sink.pause()
+        written = sink.frames_written
+        time.sleep(0.3)
+        assert sink.frames_written == written  # quiet while paused
+        sink.resume()
+        assert sink.wait_idle(timeout=5)
+    finally:
+        sink.close()
+    texts = [text for text, _, _ in played]
+    assert texts == ["first", "first", "second"]  # the rest of "first" after resume
+    assert played[0][1] == rate // 2 and 0 < played[1][1] < rate // 2
+    assert len(silences) == 1 and played[0][2] < silences[0] < played[1][2]
+    assert sink.frames_written == rate // 2 + rate // 4  # nothing lost, nothing doubled
+
+
+@pytest.mark.skipif(not aec_available(), reason="livekit (WebRTC echo cancellation) not installed")
+def test_echo_canceller_removes_our_voice_and_keeps_the_users(audio_dir):
+    from perslm_voice.echo import EchoCanceller
+
+    data, rate = sf.read(str(audio_dir / "vosk_test.wav"), dtype="int16")
+    voice = resample(data, rate, SAMPLE_RATE_HZ)[: SAMPLE_RATE_HZ * 4]
+    canceller = EchoCanceller()
+    t0 = 1000.0
+    canceller.played(AudioChunk(voice, SAMPLE_RATE_HZ, "x"), t0)
+    delay = int(0.15 * SAMPLE_RATE_HZ)
+    mic = np.zeros(len(voice) + delay, np.int16)
+    mic[delay:] = voice // 2  # the room: 150 ms, half the level
+    out = []
+    for i in range(0, len(mic) - 512, 512):
+        frame = AudioFrame(mic[i : i + 512], t0 + (i + 512) / SAMPLE_RATE_HZ)
+        out.append(canceller.process(frame).samples)
+    cleaned = np.concatenate(out).astype(np.float64)
+    tail = slice(SAMPLE_RATE_HZ, len(cleaned))  # after the canceller has converged
+    before = np.sqrt(np.mean(mic[tail].astype(np.float64) ** 2))
+    after = np.sqrt(np.mean(cleaned[tail] ** 2))
+    assert 20 * np.log10(before / after) > 15  # at least 15 dB less echo
+
+
+# --- whole sessions -----------------------------------------------------------------------------
+
+
+# The room end to end (self-interruptions, phantom turns, barge-in through the echo) is measured by
+# scripts/bench_echo.py: on this 2-core machine its outcome still varies from run to run (see the
+# README), so it is a benchmark with numbers, not a pass/fail test yet.
+
+
+def test_echo_room_needs_audio_input(run_cli):
+    result = run_cli("--echo-room", "150:0.5", input="")
+    assert result.returncode == 2
+    assert b"--echo-room needs --audio-input" in result.stderr
