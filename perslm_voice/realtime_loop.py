@@ -502,7 +502,7 @@ class RealtimeLoop:
             self._history.append(Message("assistant", said))
         self._interrupted_note = None
         if turn.interrupted and said:
-            self._interrupted_note = f'The user cut you off after you had said: "{said}"'
+            self._interrupted_note = "The user interrupted your previous answer there."
 
     async def _generate(self, turn: TurnRecord) -> None:
         assert self.ui is not None
@@ -652,7 +652,7 @@ class RealtimeLoop:
         from .persona import build_messages
 
         assert self._llm is not None
-        return build_messages(
+        messages = build_messages(
             store=self._store,
             user_id=self.user_id,
             session_id=self._session_id,
@@ -660,8 +660,12 @@ class RealtimeLoop:
             config=self.config,
             llm=self._llm,
             history=self._history,
-            interrupted_note=self._interrupted_note,
         )
+        if self._interrupted_note:
+            # Just before the question, not in the first system message: the prompt's start stays
+            # the same from turn to turn, so llama.cpp reuses what it already read.
+            messages.insert(len(messages) - 1, Message("system", self._interrupted_note))
+        return messages
 
     def _memory_intent(self, text: str, turn_id: int | None) -> str | None:
         from .memory.intents import handle_memory_intent

@@ -296,6 +296,7 @@ class Speaker:
             return
         held: list[Any] = []  # synthesized, not yet handed to the player (streaming=False)
         while (sentence := await self._sentences.get()) is not None:
+            started = time.monotonic()
             try:
                 chunks = await asyncio.to_thread(
                     lambda s=sentence: list(self.tts.synthesize(s, voice))
@@ -304,6 +305,12 @@ class Speaker:
                 # The reply goes on as text; the loop tells the user once.
                 self.on_failure(str(exc))
                 return
+            log.debug(
+                "tts: %.0f ms for %r, started %.0f ms after the first token",
+                (time.monotonic() - started) * 1000,
+                sentence[:40],
+                (started - self._marks.get("first_token", started)) * 1000,
+            )
             self._marks.setdefault("first_audio_synthesized", time.monotonic())
             held.extend(chunks)
             if streaming:

@@ -67,7 +67,12 @@ class LlamaCppLLM(LLM):
             # the terminal UI draws through a descriptor of its own, so it is not blanked.
             try:
                 self._model = Llama(
-                    model_path=str(path), n_ctx=self.config.n_ctx, n_threads=threads, verbose=False
+                    model_path=str(path),
+                    n_ctx=self.config.n_ctx,
+                    n_threads=threads,
+                    # The prompt is read while speech-to-text and the voice are idle: all cores.
+                    n_threads_batch=self.config.n_threads or os.cpu_count() or 1,
+                    verbose=False,
                 )
             except (ValueError, RuntimeError) as exc:
                 raise ModelError(f"cannot load {path}: {exc}") from None

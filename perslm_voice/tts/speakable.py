@@ -15,7 +15,7 @@ import re
 from .base import SENTENCE_END
 
 CODE_NOTE = "The code is shown on screen."
-FIRST_CLAUSE_MIN_WORDS = 4
+FIRST_CLAUSE_MIN_WORDS = 2
 MAX_PIECE_CHARS = 160  # a piece with no punctuation is cut here, so speech does not wait for it
 # Words after which a full stop does not end a sentence.
 ABBREVIATIONS = {
