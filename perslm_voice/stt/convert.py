@@ -92,6 +92,20 @@ def _split(sd: dict[str, np.ndarray], v: dict[str, np.ndarray], src: str, names:
             sd[f"{name}.bias"] = bias
 
 
+def _self_attention(
+    sd: dict[str, np.ndarray], v: dict[str, np.ndarray], src: str, dst: str
+) -> None:
+    """One block's self-attention: its norm, the fused QKV projection split in three, the output."""
+    _norm(sd, v, f"{src}/self_attention/layer_norm", f"{dst}.attn_ln")
+    _split(
+        sd,
+        v,
+        f"{src}/self_attention/linear_0",
+        [f"{dst}.attn.{p}" for p in ("query", "key", "value")],
+    )
+    _linear(sd, v, f"{src}/self_attention/linear_1", f"{dst}.attn.out")
+
+
 def to_openai_whisper(
     variables: dict[str, np.ndarray],
 ) -> tuple[dict[str, int], dict[str, np.ndarray]]:
@@ -104,14 +118,7 @@ def to_openai_whisper(
     sd["encoder.positional_embedding"] = v["encoder/position_encodings/encodings"]
     for i in range(n_enc):
         src, dst = f"encoder/layer_{i}", f"encoder.blocks.{i}"
-        _norm(sd, v, f"{src}/self_attention/layer_norm", f"{dst}.attn_ln")
-        _split(
-            sd,
-            v,
-            f"{src}/self_attention/linear_0",
-            [f"{dst}.attn.{p}" for p in ("query", "key", "value")],
-        )
-        _linear(sd, v, f"{src}/self_attention/linear_1", f"{dst}.attn.out")
+        _self_attention(sd, v, src, dst)
         _norm(sd, v, f"{src}/ffn/layer_norm", f"{dst}.mlp_ln")
         _linear(sd, v, f"{src}/ffn/linear_0", f"{dst}.mlp.0")
         _linear(sd, v, f"{src}/ffn/linear_1", f"{dst}.mlp.2")
@@ -120,14 +127,7 @@ def to_openai_whisper(
     sd["decoder.positional_embedding"] = v["decoder/position_encodings/encodings"]
     for i in range(n_dec):
         src, dst = f"decoder/layer_{i}", f"decoder.blocks.{i}"
-        _norm(sd, v, f"{src}/self_attention/layer_norm", f"{dst}.attn_ln")
-        _split(
-            sd,
-            v,
-            f"{src}/self_attention/linear_0",
-            [f"{dst}.attn.{p}" for p in ("query", "key", "value")],
-        )
-        _linear(sd, v, f"{src}/self_attention/linear_1", f"{dst}.attn.out")
+        _self_attention(sd, v, src, dst)
         _norm(sd, v, f"{src}/attention/layer_norm", f"{dst}.cross_attn_ln")
         _linear(sd, v, f"{src}/attention/linear_0", f"{dst}.cross_attn.query")
         _split(
