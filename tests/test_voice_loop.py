@@ -133,3 +133,19 @@ def test_sigterm_during_a_recording_ends_cleanly(audio_dir, tmp_path, isolated_h
     assert time.monotonic() - sent < 3.0
     assert b"Traceback" not in err
     wav_seconds(reply)  # the WAV is complete and readable
+
+
+def test_the_profile_voice_settings_win_over_the_config(run_cli, tmp_path):
+    said = "Remember that my favourite colour is teal.\n/quit\n"  # a reply that is always the same
+    lengths = {}
+    for user, rate in (("steady", None), ("quick", "1.6")):
+        if rate:
+            assert run_cli("profile", "set", user, "--rate", rate).returncode == 0
+        out = tmp_path / f"{user}.wav"
+        result = run_cli(
+            "--user", user, "--input-mode", "text", "--audio-output", str(out), input=said
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        assert "remember that your favourite colour is teal" in result.stdout.decode()
+        lengths[user] = wav_seconds(out)
+    assert lengths["quick"] < 0.85 * lengths["steady"]
