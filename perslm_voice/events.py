@@ -6,7 +6,7 @@ Times are ``time.monotonic()`` seconds. Audio is 16 kHz mono int16 PCM unless a 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -70,14 +70,6 @@ class UserText:
 
 
 @dataclass(frozen=True)
-class Interrupt:
-    """The user spoke or typed over the assistant: stop speaking and thinking."""
-
-    t: float
-    reason: str
-
-
-@dataclass(frozen=True)
 class Transcript:
     """A speech-to-text result for one utterance."""
 
@@ -104,15 +96,3 @@ class AudioChunk:
     samples: np.ndarray
     sample_rate_hz: int
     text: str = ""
-
-
-@dataclass(frozen=True)
-class TurnTimings:
-    """Monotonic timestamps of one turn's stages; None where a stage did not happen."""
-
-    speech_end: float | None = None
-    transcript_ready: float | None = None
-    first_token: float | None = None
-    first_audio_synthesized: float | None = None
-    first_audio_played: float | None = None
-    extra: dict[str, float] = field(default_factory=dict)

@@ -69,7 +69,6 @@ class TurnRecord:
 
     user_text: str
     source: Source
-    started_at: float = field(default_factory=time.time)
     marks: dict[str, float] = field(default_factory=dict)  # stage -> time.monotonic()
     reply: str = ""
     interrupted: bool = False

@@ -14,7 +14,6 @@ import click
 from rich.console import Console
 
 from ..config import Config, load_config
-from ..errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,8 +78,3 @@ def print_json(data: Any) -> None:
     """JSON on stdout, unstyled, for scripts."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise UsageError(message)
