@@ -46,6 +46,29 @@ def to_float32(audio_int16_16k: np.ndarray) -> np.ndarray:
     return np.asarray(audio_int16_16k, np.float32) / 32768.0
 
 
+def english_only_reason(model_label: str, language: str | None) -> str | None:
+    """Why an English-only model cannot serve ``language`` (None when it can)."""
+    if language in (None, "en"):
+        return None
+    return f"language {language!r} is not supported by {model_label} (English only)"
+
+
+def whisper_input(
+    audio_int16_16k: np.ndarray, language: str | None, *, multilingual: bool, model_label: str
+) -> tuple[np.ndarray, str | None] | Transcript:
+    """What a local Whisper decodes: the float audio and its language ("en" for an English-only
+    model); or, when there is nothing to decode, the Transcript that rejects the utterance."""
+    if not multilingual:
+        reason = english_only_reason(model_label, language)
+        if reason:
+            return Transcript("", language, rejected=reason)
+        language = "en"
+    audio = to_float32(audio_int16_16k)
+    if audio.size == 0:
+        return Transcript("", language, rejected="not speech (no audio)")
+    return audio, language
+
+
 def judge(
     segments: Sequence[TranscriptSegment],
     config: SpeechConfig,

@@ -14,20 +14,13 @@ import numpy as np
 from ..config import SpeechConfig
 from ..errors import BackendUnavailable, ConfigError, ModelError
 from ..events import Transcript, TranscriptSegment
-from .base import STT, judge, to_float32
+from .base import STT, english_only_reason, judge, whisper_input
 from .models import resolve_model
 
 log = logging.getLogger(__name__)
 
 QUICK_CHECK_SURE_PROB = 0.8  # a non-English guess this sure needs no second look
 LANGUAGE_CHECK_MIN_PROB = 0.5  # another language must be at least this likely to reject
-
-
-def english_only_reason(model_label: str, language: str | None) -> str | None:
-    """Why an English-only model cannot serve ``language`` (None when it can)."""
-    if language in (None, "en"):
-        return None
-    return f"language {language!r} is not supported by {model_label} (English only)"
 
 
 def _load_model(path: Path, config: SpeechConfig) -> Any:
@@ -117,15 +110,15 @@ class FasterWhisperSTT(STT):
 
     def transcribe(self, audio_int16_16k: np.ndarray, language: str | None = None) -> Transcript:
         self.load()
-        language = language or self.config.language
-        if not self.multilingual:
-            reason = english_only_reason(self.model_label, language)
-            if reason:
-                return Transcript("", language, rejected=reason)
-            language = "en"
-        audio = to_float32(audio_int16_16k)
-        if audio.size == 0:
-            return Transcript("", language, rejected="not speech (no audio)")
+        prepared = whisper_input(
+            audio_int16_16k,
+            language or self.config.language,
+            multilingual=self.multilingual,
+            model_label=self.model_label,
+        )
+        if isinstance(prepared, Transcript):
+            return prepared
+        audio, language = prepared
         with self._lock:
             segments, detected = self._decode(audio, language)
             text = " ".join(s.text for s in segments if s.text).strip()

@@ -19,8 +19,7 @@ from .. import paths
 from ..config import SpeechConfig
 from ..errors import ConfigError, ModelError
 from ..events import Transcript, TranscriptSegment
-from .base import STT, judge, to_float32
-from .faster_whisper import english_only_reason
+from .base import STT, judge, whisper_input
 from .models import BUNDLED, resolve_model
 
 
@@ -81,15 +80,15 @@ class OpenAIWhisperSTT(STT):
 
     def transcribe(self, audio_int16_16k: np.ndarray, language: str | None = None) -> Transcript:
         self.load()
-        language = language or self.config.language
-        if not self._model.is_multilingual:
-            reason = english_only_reason(self.config.model_name, language)
-            if reason:
-                return Transcript("", language, rejected=reason)
-            language = "en"
-        audio = to_float32(audio_int16_16k)
-        if audio.size == 0:
-            return Transcript("", language, rejected="not speech (no audio)")
+        prepared = whisper_input(
+            audio_int16_16k,
+            language or self.config.language,
+            multilingual=self._model.is_multilingual,
+            model_label=self.config.model_name,
+        )
+        if isinstance(prepared, Transcript):
+            return prepared
+        audio, language = prepared
         with self._lock:
             try:
                 result = self._model.transcribe(
