@@ -4,6 +4,8 @@
     .venv/bin/python scripts/bench_stt.py                          # tiny.en and base, faster-whisper
     .venv/bin/python scripts/bench_stt.py --stt faster_whisper:tiny.en --stt openai_whisper:tiny.en
     .venv/bin/python scripts/bench_stt.py --live                   # also play the files in real time
+    .venv/bin/python scripts/bench_stt.py --stt faster_whisper:tiny.en:context_s=30 \
+        --stt faster_whisper:tiny.en                               # Whisper's full 30 s window vs 10 s
 
 Utterances come from the real recordings in ../shared/audio and from speech generated with espeak-ng,
 cut by the same VAD + endpointer as the live loop. Columns:
@@ -162,8 +164,12 @@ def live_latency(stt, clip: Clip, config: Config, speculative: bool) -> list[flo
 
 
 def bench(spec: str, all_clips: list[Clip], config: Config, live: bool) -> dict[str, str]:
-    backend, _, model = spec.partition(":")
-    speech = SpeechConfig(**{**config.speech.model_dump(), "backend": backend, "model_name": model})
+    backend, _, rest = spec.partition(":")
+    model, *settings = rest.split(":")
+    extra = dict(setting.split("=", 1) for setting in settings)  # e.g. context_s=30
+    speech = SpeechConfig(
+        **{**config.speech.model_dump(), "backend": backend, "model_name": model, **extra}
+    )
     stt = create_stt(speech)
     started = time.perf_counter()
     stt.load()
@@ -207,7 +213,9 @@ def bench(spec: str, all_clips: list[Clip], config: Config, live: bool) -> dict[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="speech-to-text benchmark")
-    parser.add_argument("--stt", action="append", help="backend:model, repeatable")
+    parser.add_argument(
+        "--stt", action="append", help="backend:model[:key=value...] (speech.* keys), repeatable"
+    )
     parser.add_argument("--live", action="store_true", help="also measure latency in real time")
     args = parser.parse_args()
     specs = args.stt or ["faster_whisper:tiny.en", "faster_whisper:base", "openai_whisper:tiny.en"]

@@ -5,7 +5,7 @@ sounddevice (PortAudio) is imported only when a microphone or the device list is
 
 from .capture import AudioSource, FileSource, FrameQueue
 from .devices import DeviceInfo, DeviceReport, list_devices
-from .endpointer import Endpointer, SpeechPaused
+from .endpointer import Endpointer, SpeechPaused, SpeechResumed
 from .microphone import MicrophoneSource, open_microphone
 from .vad import VAD, SileroVAD, WebRTCVAD, create_vad
 
@@ -20,6 +20,7 @@ __all__ = [
     "MicrophoneSource",
     "SileroVAD",
     "SpeechPaused",
+    "SpeechResumed",
     "WebRTCVAD",
     "create_vad",
     "list_devices",

@@ -10,7 +10,7 @@ frames below a slightly lower threshold (hysteresis, so a word's soft tail does 
 Speculative STT: once silence has lasted ``speculative_stt`` x ``silence_duration`` inside an
 utterance, a ``SpeechPaused`` carries the audio so far; the loop may start transcribing it at once. If
 the ``SpeechEnded`` that follows has the same ``t_end`` (nobody spoke again), that early transcript is
-the right one; otherwise discard it.
+the right one; otherwise discard it. A ``SpeechResumed`` says so as soon as the user speaks again.
 
 Times: a frame's ``t_capture`` is when its last sample was captured; ``t_start`` is the start of the first
 voiced frame and ``t_end`` the end of the last voiced frame (both ``time.monotonic()`` seconds).
@@ -40,7 +40,14 @@ class SpeechPaused:
     t_end: float
 
 
-Event = SpeechStarted | SpeechEnded | SpeechPaused
+@dataclass(frozen=True)
+class SpeechResumed:
+    """The user spoke again after a ``SpeechPaused``: what was started on that audio is stale."""
+
+    t_resumed: float
+
+
+Event = SpeechStarted | SpeechEnded | SpeechPaused | SpeechResumed
 
 
 def _frames(seconds: float) -> int:
@@ -118,6 +125,8 @@ class Endpointer:
         if voiced:
             self._voiced += 1
             self._silence = 0
+            if self._paused_sent:
+                events.append(SpeechResumed(t_frame_start))
             self._paused_sent = False
             self._t_last_voice = frame.t_capture
         else:

@@ -29,6 +29,15 @@ TRANSCRIPT_SILENCE_S = 1.0
     help="Seconds of pause that end a segment.",
 )
 @click.option(
+    "--window",
+    "window_s",
+    type=click.FloatRange(1.0, 30.0),
+    default=30.0,
+    show_default=True,
+    help="Seconds of audio Whisper reads per utterance (speech.context_s). Its full 30 s window is"
+    " the most accurate; the live loop reads 10 s, about 3x faster.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default=None,
@@ -42,6 +51,7 @@ def transcribe(
     backend: str | None,
     language: str | None,
     silence_s: float,
+    window_s: float,
     log_level: str | None,
 ) -> None:
     """Speech-to-text of an audio FILE (WAV, FLAC, AIFF, MP3, ...), segmented by the VAD.
@@ -55,6 +65,7 @@ def transcribe(
             "speech.backend": backend,
             "speech.language": language,
             "speech.audio.silence_duration": silence_s,
+            "speech.context_s": window_s,
             "logging.level": log_level,
         },
     )

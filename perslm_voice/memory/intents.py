@@ -159,6 +159,27 @@ def _list(store: Store | None, user_id: str) -> str:
     )
 
 
+def match_memory_intent(text: str) -> tuple[str, str] | None:
+    """("list", ""), ("remember", fact) or ("forget", what) when ``text`` is a memory command."""
+    said = _normalise(text)
+    if not said:
+        return None
+    if LIST.match(said.rstrip("?")):
+        return ("list", "")
+    if said.endswith("?"):
+        return None  # "remember when we ...?" is a question for the model
+    match = REMEMBER.match(said)
+    if match:
+        fact = match.group("fact").strip()
+        if fact.lower().startswith("to ") or not query_terms(fact):
+            return None  # "remember to ..." asks for a reminder, which this is not
+        return ("remember", fact)
+    match = FORGET.match(said)
+    if match:
+        return ("forget", match.group("what").strip())
+    return None
+
+
 def handle_memory_intent(
     store: Store | None, user_id: str, text: str, turn_id: int | None = None
 ) -> str | None:
@@ -168,20 +189,12 @@ def handle_memory_intent(
     that session forgets the fact too). Works with ``store=None`` (memory off) and a read-only
     store (incognito) by saying why nothing is kept.
     """
-    said = _normalise(text)
-    if not said:
+    intent = match_memory_intent(text)
+    if intent is None:
         return None
-    if LIST.match(said.rstrip("?")):
+    kind, argument = intent
+    if kind == "list":
         return _list(store, user_id)
-    if said.endswith("?"):
-        return None  # "remember when we ...?" is a question for the model
-    match = REMEMBER.match(said)
-    if match:
-        fact = match.group("fact").strip()
-        if fact.lower().startswith("to ") or not query_terms(fact):
-            return None  # "remember to ..." asks for a reminder, which this is not
-        return _remember(store, user_id, fact, turn_id)
-    match = FORGET.match(said)
-    if match:
-        return _forget(store, user_id, match.group("what").strip())
-    return None
+    if kind == "remember":
+        return _remember(store, user_id, argument, turn_id)
+    return _forget(store, user_id, argument)

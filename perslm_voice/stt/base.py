@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -83,7 +84,7 @@ def judge(
     - low confidence: the average log-probability of the whole utterance is below the threshold.
     """
     threshold = config.log_prob_threshold if log_prob_threshold is None else log_prob_threshold
-    words = [s for s in segments if s.text.strip()]
+    words = [s for s in segments if re.search(r"\w", s.text)]  # "." or "..." says nothing
     if not words:
         return NOT_SPEECH
     durations = np.array([max(1e-3, s.end_s - s.start_s) for s in words])

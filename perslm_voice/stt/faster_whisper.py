@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -19,8 +20,20 @@ from .models import resolve_model
 
 log = logging.getLogger(__name__)
 
+SAMPLE_RATE_HZ = 16000
+FRAMES_PER_S = 100  # Whisper's log-Mel frames
+FULL_WINDOW_S = 30.0
+CONTEXT_MARGIN_S = 2.0  # silence after the utterance in a shortened window (see _decode_short)
+MAX_TOKENS_PER_S = 8  # fast speech is about 4 tokens/s: more than twice that is a loop
 QUICK_CHECK_SURE_PROB = 0.8  # a non-English guess this sure needs no second look
 LANGUAGE_CHECK_MIN_PROB = 0.5  # another language must be at least this likely to reject
+
+
+def _repeats(text: str, n: int = 3) -> bool:
+    """True when some ``n`` words in a row occur twice in ``text``: Whisper looping."""
+    words = re.findall(r"[\w']+", text.lower())
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(set(grams)) < len(grams)
 
 
 def _load_model(path: Path, config: SpeechConfig) -> Any:
@@ -135,6 +148,9 @@ class FasterWhisperSTT(STT):
         self, audio: np.ndarray, language: str | None
     ) -> tuple[tuple[TranscriptSegment, ...], str]:
         try:
+            short = self._decode_short(audio, language) if language is not None else None
+            if short is not None:
+                return short, language
             pieces, info = self._model.transcribe(
                 audio,
                 language=language,
@@ -161,6 +177,68 @@ class FasterWhisperSTT(STT):
         except Exception as exc:
             raise ModelError(f"speech-to-text failed: {exc}") from None
         return segments, (info.language if self.multilingual else "en")
+
+    def _decode_short(
+        self, audio: np.ndarray, language: str
+    ) -> tuple[TranscriptSegment, ...] | None:
+        """Whisper on a shorter window than its 30 s: the utterance plus 2 s of silence, at least
+        ``speech.context_s``. Or None: the full window is needed (see below).
+
+        Whisper pads every input to 30 s, and the encoder's cost grows with the window: on 2 cores
+        tiny.en spends about 300 ms on a 2 s question padded to 30 s, and about 100 ms on a 10 s
+        window (whisper.cpp's ``audio_ctx`` does the same). With too little padding Whisper
+        sometimes says the sentence again ("Why is the sky blue? Why is the sky blue?"); such a
+        result (three words said twice, or more tokens than the utterance's length allows) is
+        decoded again on the full window, so the shortcut never costs a transcript; so is a
+        probable silence, as Whisper's no-speech signal is calibrated on its full window.
+        """
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+
+        seconds = len(audio) / SAMPLE_RATE_HZ
+        context_s = max(self.config.context_s, seconds + CONTEXT_MARGIN_S)
+        if context_s >= FULL_WINDOW_S:
+            return None
+        model = self._model
+        features = model.feature_extractor(audio)
+        frames = round(context_s * FRAMES_PER_S)
+        frames -= frames % 2  # the encoder's convolution halves the frame rate
+        padded = np.zeros((features.shape[0], frames), features.dtype)
+        used = min(frames, features.shape[-1])
+        padded[:, :used] = features[:, :used]
+        tokenizer = Tokenizer(model.hf_tokenizer, self.multilingual, "transcribe", language)
+        prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
+        limit = round(MAX_TOKENS_PER_S * seconds) + 10
+        encoded = model.encode(padded)
+        result = model.model.generate(
+            encoded,
+            [prompt],
+            beam_size=self.config.beam_size,
+            max_length=len(prompt) + limit,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=list(get_suppressed_tokens(tokenizer, (-1,))),
+        )[0]
+        tokens = result.sequences_ids[0]
+        text = tokenizer.decode(tokens).strip()
+        compression = get_compression_ratio(text) if text else 0.0
+        no_speech = float(result.no_speech_prob)
+        if len(tokens) >= limit or _repeats(text) or no_speech > self.config.no_speech_threshold:
+            log.debug("stt: the %.1f s window gave %r; the full window decides", context_s, text)
+            return None
+        return (
+            TranscriptSegment(
+                text=text,
+                start_s=0.0,
+                end_s=seconds,
+                no_speech_prob=no_speech,
+                avg_logprob=float(result.scores[0])
+                * len(tokens)
+                / (len(tokens) + 1),  # as faster-whisper
+                compression_ratio=compression,
+            ),
+        )
 
     def _doubtful(self, segments: tuple[TranscriptSegment, ...]) -> bool:
         words = [s for s in segments if s.text]
