@@ -144,6 +144,12 @@ class InteractionConfig(Section):
     input_mode: Literal["text", "voice", "hybrid"] = "hybrid"
     output_mode: Literal["text", "voice", "hybrid"] = "hybrid"
     streaming: bool = True
+    speculative_reply: bool = Field(
+        True,
+        description="start the reply inside the end-of-speech window on the early transcript; it"
+        " is heard only once the user is done, and thrown away if they go on (LLM work that a paid"
+        " API would bill)",
+    )
     interruption_enabled: bool = True
     timeout: float | None = Field(
         None, gt=0, description="seconds without a turn that end the session"

@@ -29,7 +29,9 @@ def stage_durations(marks: dict[str, float]) -> dict[str, float]:
     for stage, (starts, end) in STAGES.items():
         start = next((marks[s] for s in starts if s in marks), None)
         if start is not None and end in marks:
-            out[stage] = (marks[end] - start) * 1000.0
+            # A speculative reply can be ahead of its stage's start (its first token came before
+            # the end of speech was confirmed): that stage kept the user waiting 0 ms.
+            out[stage] = max(0.0, (marks[end] - start) * 1000.0)
     return out
 
 

@@ -76,6 +76,26 @@ class TurnRecord:
     text_done: bool = False  # the whole reply is on screen (speech may still be playing)
 
 
+@dataclass
+class Draft:
+    """A reply started on the early transcript, while the end-of-speech window is still open.
+
+    Its tokens and its synthesized voice are kept, unseen and unheard, until the window closes on
+    the same utterance (the user is done): then the turn takes them over, and its first audio
+    plays at once. If the user goes on talking, or types, the draft is dropped without a trace.
+    """
+
+    text: UserText
+    marks: dict[str, float]
+    pieces: asyncio.Queue[str | BaseException | None] = field(default_factory=asyncio.Queue)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    task: asyncio.Task[None] | None = None
+    spoken: bool = False  # the speaker is holding this draft's voice
+
+    def matches(self, text: UserText) -> bool:
+        return (text.t_speech_end, text.text) == (self.text.t_speech_end, self.text.text)
+
+
 class RealtimeLoop:
     """A conversation session for one user: keyboard and voice in, text and voice out."""
 
@@ -115,6 +135,7 @@ class RealtimeLoop:
         self._stop: asyncio.Event | None = None
         self._inputs: asyncio.Queue[UserText | None] | None = None
         self._reply_task: asyncio.Task[None] | None = None
+        self._draft: Draft | None = None
         self._llm: LLM | None = None
         self._llm_ready: asyncio.Future[None] | None = None
         self._store: Store | None = None
@@ -243,6 +264,9 @@ class RealtimeLoop:
         if self._store is not None:
             with contextlib.suppress(StoreError):
                 self._voice = voice_for(self.config, self._store.get_profile(self.user_id))
+        if self._listener is not None and mode.streaming and mode.speculative_reply:
+            self._listener.on_early_text = self._on_early_text
+            self._listener.on_early_dropped = self._drop_draft
         echo = protect_from_echo(self.config, self._listener, self._speaker, self.echo_room)
         if echo:
             hears += f"; {', '.join(echo)}"
@@ -289,6 +313,7 @@ class RealtimeLoop:
     async def _shutdown(self, tasks: list[asyncio.Task[Any]]) -> None:
         assert self.ui is not None
         self.ui.stop_input()
+        self._drop_draft()
         if self._reply_task is not None and not self._reply_task.done():
             self._reply_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -324,6 +349,8 @@ class RealtimeLoop:
         if not text:
             return
         self._last_activity = time.monotonic()
+        if not text.startswith("/"):
+            self._drop_draft()  # the user typed instead: a reply to what they said is not wanted
         if isinstance(self.ui, InteractiveUI) and not text.startswith("/"):
             self._barge_in("typed")  # a line typed over the assistant interrupts it, as speech does
         self._inputs.put_nowait(UserText(text, Source.KEYBOARD, t_transcript=time.monotonic()))
@@ -407,7 +434,8 @@ class RealtimeLoop:
 
     async def _respond(self, text: UserText, store_user: bool = True) -> None:
         assert self.ui is not None
-        turn = TurnRecord(text.text, text.source)
+        draft = self._claim_draft(text)
+        turn = TurnRecord(text.text, text.source, marks=draft.marks if draft else {})
         if text.source is Source.VOICE:
             turn.marks["speech_end"] = text.t_speech_end or time.monotonic()
             turn.marks["transcript_ready"] = text.t_transcript or time.monotonic()
@@ -419,12 +447,17 @@ class RealtimeLoop:
         self.ui.set_state(State.THINKING)
         speaker = self._speaker if not self._tts_failed else None
         if speaker is not None:
-            speaker.begin(self._voice, turn.marks, self.config.interaction.streaming)
+            if draft is not None and draft.spoken:
+                speaker.release()
+            else:
+                speaker.begin(self._voice, turn.marks, self.config.interaction.streaming)
             self._set_listening_strict(True)
         try:
-            reply = self._memory_intent(text.text, user_turn_id)
+            reply = None if draft is not None else self._memory_intent(text.text, user_turn_id)
             self.ui.reply_started()
-            if reply is not None:
+            if draft is not None:
+                await self._take_over(turn, draft)
+            elif reply is not None:
                 self._say_piece(turn, reply)
             else:
                 await self._generate(turn)
@@ -459,6 +492,8 @@ class RealtimeLoop:
             message = str(exc) if str(exc).endswith(".") else f"{exc}."
             self.ui.notice(message + hint, "red")
         finally:
+            if draft is not None and draft.task is not None:
+                draft.task.cancel()  # an interrupted turn stops its draft's generation too
             self._finish_turn(turn)
 
     def _finish_turn(self, turn: TurnRecord) -> None:
@@ -482,11 +517,11 @@ class RealtimeLoop:
         if self.config.interaction.show_timings and not turn.interrupted:
             self._show_timings(turn)
 
-    def _say_piece(self, turn: TurnRecord, piece: str) -> None:
+    def _say_piece(self, turn: TurnRecord, piece: str, speak: bool = True) -> None:
         assert self.ui is not None
         turn.reply += piece
         self.ui.reply_piece(piece)
-        if self._speaker is not None and self._speaker.speaking:
+        if speak and self._speaker is not None and self._speaker.speaking:
             self._speaker.feed(piece)
 
     def _remember(self, turn: TurnRecord) -> None:
@@ -529,6 +564,79 @@ class RealtimeLoop:
                 pieces.append(piece)
             self._say_piece(turn, "".join(pieces))
         turn.marks["reply_done"] = time.monotonic()
+
+    # speculative replies
+
+    def _on_early_text(self, text: UserText) -> None:
+        """The early transcript of an utterance that may be over: start its reply, unheard."""
+        ready = self._llm_ready
+        if (
+            self._replying()
+            or self._draft is not None
+            or (self._inputs is not None and not self._inputs.empty())
+            or self._llm is None
+            or ready is None
+            or not ready.done()
+            or ready.cancelled()
+            or ready.exception() is not None
+        ):
+            return
+        from .memory.intents import match_memory_intent
+
+        if match_memory_intent(text.text):
+            return  # a memory command writes to the store: it waits for the end of speech
+        draft = Draft(text, {"reply_speculative": time.monotonic()})
+        speaker = self._speaker if not self._tts_failed else None
+        if speaker is not None:
+            speaker.begin(self._voice, draft.marks, streaming=True, hold=True)
+            draft.spoken = True
+        draft.task = asyncio.create_task(self._draft_reply(draft), name="draft")
+        self._draft = draft
+        log.debug("reply: started speculatively on %r", text.text)
+
+    async def _draft_reply(self, draft: Draft) -> None:
+        assert self._llm is not None
+        try:
+            messages = await asyncio.to_thread(self._build_messages, draft.text.text)
+            async for piece in stream_async(self._llm, messages, draft.cancel):
+                draft.marks.setdefault("first_token", time.monotonic())
+                if draft.spoken and self._speaker is not None and self._speaker.speaking:
+                    self._speaker.feed(piece)
+                draft.pieces.put_nowait(piece)
+            draft.marks["reply_done"] = time.monotonic()
+        except PerslmVoiceError as exc:
+            draft.pieces.put_nowait(exc)  # raised by the turn that takes the draft over
+        finally:
+            draft.pieces.put_nowait(None)
+
+    def _drop_draft(self) -> None:
+        """The user went on (or typed): the speculative reply is not wanted."""
+        draft, self._draft = self._draft, None
+        if draft is None:
+            return
+        draft.cancel.set()
+        if draft.task is not None:
+            draft.task.cancel()
+        if draft.spoken and self._speaker is not None:
+            self._speaker.discard()
+        log.debug("reply: the speculative reply to %r is dropped", draft.text.text)
+
+    def _claim_draft(self, text: UserText) -> Draft | None:
+        """The draft made for ``text``, now wanted; any other draft is dropped."""
+        draft = self._draft
+        if draft is not None and draft.matches(text):
+            self._draft = None
+            log.debug("reply: the speculative reply stands")
+            return draft
+        self._drop_draft()
+        return None
+
+    async def _take_over(self, turn: TurnRecord, draft: Draft) -> None:
+        """Show (and go on with) a draft's reply; its voice is already on its way."""
+        while (item := await draft.pieces.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            self._say_piece(turn, item, speak=False)  # the draft feeds the speaker itself
 
     # voice events
 

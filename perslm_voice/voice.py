@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .audio.capture import AudioSource
-from .audio.endpointer import Endpointer, SpeechPaused
+from .audio.endpointer import Endpointer, SpeechPaused, SpeechResumed
 from .audio.playback import Player
 from .config import Config, VoiceSettings
 from .echo import (
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
 BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
+ECHO = "echo of the assistant's own voice"
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ class Listener:
         self.frame_filter: Callable[[AudioFrame], AudioFrame] | None = None
         self.echo_text: Callable[[float], str] | None = None
         self.echo_dropped = 0
+        # Speculative replies (wired by the loop): the early transcript of an utterance that may
+        # be over, and word that it is not (the user went on).
+        self.on_early_text: Callable[[UserText], None] | None = None
+        self.on_early_dropped: Callable[[], None] | None = None
         self._recent: deque[AudioFrame] = deque(maxlen=round(RECENT_AUDIO_S / 0.032))
 
     def recent_audio(self, since: float) -> Any:
@@ -154,19 +159,62 @@ class Listener:
 
     def _handle(self, event: Any) -> None:
         if isinstance(event, SpeechStarted):
-            self._speculation = None
+            self._drop_speculation()
             self.on_speech_started(event.t_start)
+        elif isinstance(event, SpeechResumed):
+            self._drop_speculation()
         elif isinstance(event, SpeechPaused):
             # Start speech-to-text inside the silence window; kept only if the user is done.
             task = asyncio.ensure_future(self._transcribe(event.audio))
-            self._speculation = (event.t_end, task)
+            speculation = (event.t_end, task)
+            self._speculation = speculation
+            if self.on_early_text is not None:
+                task.add_done_callback(lambda t: self._early_transcript(speculation, event.t_start))
         elif isinstance(event, SpeechEnded):
             early = None
             if self._speculation is not None and self._speculation[0] == event.t_end:
                 early = self._speculation[1]
+                self._speculation = None
                 log.debug("stt: the speculative transcript stands")
-            self._speculation = None
+            else:
+                self._drop_speculation()
             self._utterances.put_nowait((event, early))
+
+    def _drop_speculation(self) -> None:
+        if self._speculation is None:
+            return
+        self._speculation = None
+        if self.on_early_dropped is not None:
+            self.on_early_dropped()
+
+    def _early_transcript(
+        self, speculation: tuple[float, asyncio.Future[Transcript]], t_start: float
+    ) -> None:
+        """The speculative transcript is ready while the silence window is still open."""
+        t_end, task = speculation
+        if self._speculation is not speculation or task.cancelled() or task.exception():
+            return  # the user went on, or it failed (the final transcription says so)
+        transcript = task.result()
+        if self._verdict(transcript, t_start) is None and self.on_early_text is not None:
+            self.on_early_text(self._user_text(transcript, t_end, time.monotonic()))
+
+    def _verdict(self, transcript: Transcript, t_start: float) -> str | None:
+        """Why a transcript is not a turn (rejected, empty, our own echo), or None."""
+        if transcript.rejected or not transcript.text.strip():
+            return transcript.rejected or "no words"
+        if self.heard_echo(transcript.text, t_start):
+            return ECHO
+        return None
+
+    @staticmethod
+    def _user_text(transcript: Transcript, t_end: float, t_ready: float) -> UserText:
+        return UserText(
+            transcript.text.strip(),
+            Source.VOICE,
+            t_speech_end=t_end,
+            t_transcript=t_ready,
+            language=transcript.language,
+        )
 
     async def _transcribe(self, audio: Any) -> Transcript:
         await self.stt_ready
@@ -189,23 +237,14 @@ class Listener:
                 transcript.text,
                 f" rejected: {transcript.rejected}" if transcript.rejected else "",
             )
-            if transcript.rejected or not transcript.text.strip():
-                self.on_rejected(transcript.rejected or "no words")
-                continue
-            if self.heard_echo(transcript.text, ended.t_start):
+            verdict = self._verdict(transcript, ended.t_start)
+            if verdict == ECHO:
                 self.echo_dropped += 1
                 log.info("echo: dropped a voice turn made of our own words: %r", transcript.text)
-                self.on_rejected("echo of the assistant's own voice")
+            if verdict is not None:
+                self.on_rejected(verdict)
                 continue
-            self.on_text(
-                UserText(
-                    transcript.text.strip(),
-                    Source.VOICE,
-                    t_speech_end=ended.t_end,
-                    t_transcript=t_ready,
-                    language=transcript.language,
-                )
-            )
+            self.on_text(self._user_text(transcript, ended.t_end, t_ready))
 
 
 class Speaker:
@@ -229,6 +268,8 @@ class Speaker:
         self._task: asyncio.Task[None] | None = None
         self._marks: dict[str, float] = {}
         self._spoken: list[str] = []
+        self._held: list[Any] = []  # synthesized, not yet handed to the player
+        self._released = True
         self.speaking = False
         self.spoken = SpokenLog()  # what was played lately, for the echo check
         loop = asyncio.get_running_loop()
@@ -240,18 +281,44 @@ class Speaker:
             self._marks.setdefault("first_audio_played", t)
             self._on_first_audio(t)
 
-    def begin(self, voice: VoiceSettings, marks: dict[str, float], streaming: bool = True) -> None:
+    def begin(
+        self,
+        voice: VoiceSettings,
+        marks: dict[str, float],
+        streaming: bool = True,
+        hold: bool = False,
+    ) -> None:
         """Start a reply; ``marks`` receives first_audio_synthesized and first_audio_played.
 
         ``streaming=False`` is the classic design, for comparison: everything is synthesized
-        before anything is played.
+        before anything is played. ``hold=True`` synthesizes but plays nothing until
+        ``release()`` (a speculative reply), or ever, after ``discard()``.
         """
         self._stream = SpeakableStream()
         self._sentences = asyncio.Queue()
         self._marks = marks
         self._spoken = []
+        self._held = []
+        self._released = not hold
         self.speaking = True
         self._task = asyncio.create_task(self._synthesize(voice, streaming), name="tts")
+
+    def release(self) -> None:
+        """A held reply is wanted after all: play what is ready, and the rest as it comes."""
+        self._released = True
+        self._play_held()
+
+    def discard(self) -> None:
+        """Drop a held reply without a sound: the user went on talking."""
+        if self._task is not None:
+            self._task.cancel()
+        self._held = []
+        self.speaking = False
+
+    def _play_held(self) -> None:
+        for chunk in self._held:
+            self.player.enqueue(chunk)
+        self._held = []
 
     def feed(self, piece: str) -> None:
         for sentence in self._stream.feed(piece):
@@ -294,7 +361,6 @@ class Speaker:
         except PerslmVoiceError as exc:
             self.on_failure(str(exc))
             return
-        held: list[Any] = []  # synthesized, not yet handed to the player (streaming=False)
         while (sentence := await self._sentences.get()) is not None:
             started = time.monotonic()
             try:
@@ -312,14 +378,12 @@ class Speaker:
                 (started - self._marks.get("first_token", started)) * 1000,
             )
             self._marks.setdefault("first_audio_synthesized", time.monotonic())
-            held.extend(chunks)
-            if streaming:
-                for chunk in held:
-                    self.player.enqueue(chunk)
-                held.clear()
+            self._held.extend(chunks)
+            if streaming and self._released:
+                self._play_held()
             self._spoken.append(sentence)
-        for chunk in held:
-            self.player.enqueue(chunk)
+        if self._released:
+            self._play_held()
 
 
 def open_listener(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -54,14 +55,19 @@ def test_recording_in_text_and_voice_out(run_cli, audio_dir, tmp_path, isolated_
     assert any("first_audio_played" in t["timings"] for t in answered)
     for t in answered:
         marks = t["timings"]
-        if "first_audio_played" in marks:  # the stages happened in order
-            assert (
-                marks["speech_end"]
-                <= marks["transcript_ready"]
-                <= marks["first_token"]
-                <= marks["first_audio_synthesized"]
-                <= marks["first_audio_played"]
-            )
+        if "first_audio_played" not in marks:
+            continue
+        # The stages happened in order; a reply started speculatively, inside the end-of-speech
+        # window, is ahead of the transcript's confirmation but is never heard before it.
+        started = marks.get("reply_speculative", marks["transcript_ready"])
+        assert marks["speech_end"] <= marks["transcript_ready"] <= marks["first_audio_played"]
+        assert (
+            marks["speech_end"]
+            <= started
+            <= marks["first_token"]
+            <= marks["first_audio_synthesized"]
+            <= marks["first_audio_played"]
+        )
     stats = run_cli("stats", "--user", "demo", "--json")
     summary = json.loads(stats.stdout)
     assert summary["speech_end_to_first_audio_ms"]["p50"] > 0
@@ -78,6 +84,78 @@ def long_question(tmp_path_factory) -> Path:
         check=True, capture_output=True, cwd=ROOT, timeout=120,
     )  # fmt: skip
     return out
+
+
+def say(text: str, path: Path) -> np.ndarray:
+    """``text`` spoken by Piper through `perslm-voice say`; returns the samples (22050 Hz)."""
+    subprocess.run(
+        [sys.executable, "-m", "perslm_voice", "say", text, "--out", str(path)],
+        check=True, capture_output=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    samples, rate = soundfile.read(path, dtype="float32")
+    assert rate == PIPER_RATE
+    return samples
+
+
+PIPER_RATE = 22050
+# A wider end-of-speech window than the default 0.5 s, so that the early transcript (at 30 % of
+# it) is ready long before it closes, even on a busy machine.
+WIDE_WINDOW = "speech:\n  audio:\n    silence_duration: 1.0\n"
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * PIPER_RATE), np.float32)
+
+
+def test_the_reply_starts_inside_the_silence_window_and_is_heard_after_it(
+    run_cli, tmp_path, isolated_home
+):
+    question = say("What is the capital of France?", tmp_path / "q.wav")
+    recording = tmp_path / "in.wav"
+    soundfile.write(recording, np.concatenate([silence(0.5), question, silence(3)]), PIPER_RATE)
+    config = tmp_path / "wide.yaml"
+    config.write_text(WIDE_WINDOW)
+    result = run_cli(
+        "--user", "demo", "--config", str(config), "--audio-input", str(recording),
+        "--audio-output", str(tmp_path / "reply.wav"), "--log-level", "debug", input="",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    log = result.stderr.decode()
+    assert re.search(r"reply: started speculatively on '[^']*capital", log)
+    assert "reply: the speculative reply stands" in log
+    reply = next(t for t in turns(isolated_home) if t["role"] == "assistant")
+    marks = reply["timings"]
+    # Begun before the end of speech was confirmed, heard only after it.
+    assert marks["speech_end"] < marks["reply_speculative"] < marks["transcript_ready"]
+    assert marks["first_audio_played"] >= marks["transcript_ready"]
+    assert wav_seconds(tmp_path / "reply.wav") > 0.5
+
+
+def test_a_pause_inside_a_sentence_drops_the_speculative_reply(run_cli, tmp_path, isolated_home):
+    first = say("What is the capital", tmp_path / "a.wav")
+    rest = say("of France?", tmp_path / "b.wav")
+    recording = tmp_path / "in.wav"
+    pause = silence(0.6)  # with Piper's own margins: inside the 1 s window, past its 30 %
+    soundfile.write(
+        recording, np.concatenate([silence(0.5), first, pause, rest, silence(3)]), PIPER_RATE
+    )
+    config = tmp_path / "wide.yaml"
+    config.write_text(WIDE_WINDOW)
+    result = run_cli(
+        "--user", "demo", "--config", str(config), "--audio-input", str(recording),
+        "--audio-output", str(tmp_path / "reply.wav"), "--log-level", "debug", input="",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    log = result.stderr.decode()
+    # The early transcript of the first half started a reply, which the rest of the sentence
+    # dropped; the whole sentence got the one reply.
+    partial = re.search(r"reply: started speculatively on '([^']*capital\W*)'", log)
+    assert partial and "France" not in partial.group(1), log
+    assert f"reply: the speculative reply to '{partial.group(1)}' is dropped" in log
+    stored = turns(isolated_home)
+    users = [t["text"] for t in stored if t["role"] == "user"]
+    assert len(users) == 1 and "capital" in users[0] and "France" in users[0]
+    assert len([t for t in stored if t["role"] == "assistant"]) == 1
 
 
 def test_speaking_over_the_reply_interrupts_it(
