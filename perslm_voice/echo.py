@@ -41,6 +41,10 @@ WORD_MATCH_MIN = (
 )
 ECHO_WINDOW_S = 10.0  # how far back played speech may come back as echo (room delay included)
 ECHO_TAIL_S = 1.0  # after this long without playing, no echo of ours can still be arriving
+ECHO_MAX_DELAY_S = 0.5  # the longest speakers-to-microphone delay the echo measure looks for
+ECHO_FIT_TAPS = 32  # the filter that stands for speakers and room (2 ms at 16 kHz)
+ECHO_RESIDUAL_MAX = 0.3  # sound that our voice explains but for this share is our echo
+SOMEONE_ELSE_MIN = 0.6  # sound that our voice leaves this share of is mostly someone else
 AEC_BLOCK = SAMPLE_RATE_HZ // 100  # WebRTC's audio processing works on 10 ms blocks
 AEC_INSTALL = "pip install 'perslm-voice[aec]'  (or: pip install livekit)"
 
@@ -190,13 +194,14 @@ class _Reference:
                     cut.append((start, samples[:keep]))
             self._segments = cut
 
-    def render(self, t0: float, n: int) -> np.ndarray:
+    def render(self, t0: float, n: int, keep: bool = False) -> np.ndarray:
         """The ``n`` samples that were playing from ``t0`` on (zeros where nothing played)."""
         out = np.zeros(n, np.float32)
         with self._lock:
             # Segments that ended well before t0 are done with: frames arrive in time order.
+            horizon = t0 - (ECHO_WINDOW_S if keep else 1.0)
             self._segments = [
-                (s, x) for s, x in self._segments if s + len(x) / SAMPLE_RATE_HZ > t0 - 1.0
+                (s, x) for s, x in self._segments if s + len(x) / SAMPLE_RATE_HZ > horizon
             ]
             for start, samples in self._segments:
                 offset = round((t0 - start) * SAMPLE_RATE_HZ)
@@ -204,6 +209,59 @@ class _Reference:
                 if lo < hi:
                     out[lo - offset : hi - offset] += samples[lo:hi]
         return np.clip(out, -32768, 32767).astype(np.int16)
+
+
+def echo_residual(mic: np.ndarray, played: np.ndarray, taps: int = ECHO_FIT_TAPS) -> float:
+    """The share of ``mic``'s energy that what we played cannot explain: near 0 for our own echo
+    alone, near 1 for a person alone, in between when both are heard.
+
+    ``played`` is what the speakers played from ``ECHO_MAX_DELAY_S`` before ``mic``'s first
+    sample to its last (``len(mic) + lag`` samples). The echo's delay is the lag of the strongest
+    cross-correlation; a short filter around it (least squares) stands for the speakers and the
+    room's first reflections. A reverberant room leaves more unexplained, so this can only say
+    "echo" when it is sure; the transcript check decides the rest.
+    """
+    x = mic.astype(np.float64)
+    ref = played.astype(np.float64)
+    energy = float(x @ x)
+    lags = len(ref) - len(x) + 1
+    if energy <= 0.0 or lags < 1 or float(ref @ ref) <= 0.0:
+        return 1.0
+    size = 1 << int(np.ceil(np.log2(len(ref) + len(x))))
+    corr = np.fft.irfft(np.fft.rfft(ref, size) * np.conj(np.fft.rfft(x, size)), size)[:lags]
+    best = int(np.argmax(np.abs(corr)))
+    shifts = [k for k in range(best - taps // 2, best + taps // 2) if 0 <= k < lags]
+    columns = np.stack([ref[k : k + len(x)] for k in shifts], axis=1)
+    weights, *_ = np.linalg.lstsq(columns, x, rcond=None)
+    residual = x - columns @ weights
+    return float(residual @ residual) / energy
+
+
+class EchoReference:
+    """What the speakers played lately, on the microphone's timeline: for ``echo_residual``."""
+
+    def __init__(self) -> None:
+        self._reference = _Reference()
+
+    def played(self, chunk: AudioChunk, t_start: float) -> None:
+        self._reference.played(chunk, t_start)
+
+    def silenced(self, t: float) -> None:
+        self._reference.silenced(t)
+
+    def not_ours(self, mic: np.ndarray, t0: float) -> float:
+        """The share of ``mic`` (captured from monotonic time ``t0`` on) that is not our echo."""
+        if len(mic) < SAMPLE_RATE_HZ // 10:
+            return 1.0
+        lag = round(ECHO_MAX_DELAY_S * SAMPLE_RATE_HZ)
+        played = self._reference.render(t0 - ECHO_MAX_DELAY_S, len(mic) + lag, keep=True)
+        share = echo_residual(mic, played)
+        log.debug("echo: %.0f %% of the sound is not our voice", share * 100)
+        return share
+
+    def explains(self, mic: np.ndarray, t0: float) -> bool:
+        """True when ``mic`` (captured from monotonic time ``t0`` on) is our own echo."""
+        return self.not_ours(mic, t0) < ECHO_RESIDUAL_MAX
 
 
 class EchoCanceller:

@@ -29,6 +29,7 @@ from .llm.fallback import build_llm
 from .memory import Store, default_store_path
 from .ui.console import UI, InteractiveUI, PlainUI, clean_line
 from .voice import (
+    BARGE_IN_PRE_ROLL_S,
     Listener,
     Speaker,
     open_listener,
@@ -536,7 +537,9 @@ class RealtimeLoop:
             self._history.append(Message("assistant", said))
         self._interrupted_note = None
         if turn.interrupted and said:
-            self._interrupted_note = "The user interrupted your previous answer there."
+            self._interrupted_note = (
+                "The user interrupted your previous answer where it stops; do not mention it."
+            )
 
     async def _generate(self, turn: TurnRecord) -> None:
         assert self.ui is not None
@@ -669,11 +672,25 @@ class RealtimeLoop:
         """
         assert self._listener is not None and self._speaker is not None
         listener, speaker = self._listener, self._speaker
-        paused = True
+        first, paused = True, False
         since = t_start
         while self._replying() and self._last_turn is not None:
+            if listener.explained_by_echo(since - BARGE_IN_PRE_ROLL_S):
+                # The sound is what we are playing, come back: no need to pause or transcribe.
+                log.info("echo: the sound heard is our own voice")
+                if paused:
+                    speaker.resume()
+                    paused = False
+                first = False
+                await asyncio.sleep(ECHO_RECHECK_S)
+                if not listener.endpointer.in_speech:
+                    return
+                since = time.monotonic() - ECHO_RECHECK_WINDOW_S
+                continue
             marks = self._last_turn.marks
             detected = time.monotonic()
+            paused = first
+            first = False
             silenced = speaker.pause() if paused else None
             try:
                 transcript = await listener.transcribe_recent(since)
@@ -767,11 +784,10 @@ class RealtimeLoop:
             config=self.config,
             llm=self._llm,
             history=self._history,
+            # In the first system message: right before the question the embedded 135M model
+            # says it back to the user ("The user interrupted your previous answer there.").
+            interrupted_note=self._interrupted_note,
         )
-        if self._interrupted_note:
-            # Just before the question, not in the first system message: the prompt's start stays
-            # the same from turn to turn, so llama.cpp reuses what it already read.
-            messages.insert(len(messages) - 1, Message("system", self._interrupted_note))
         return messages
 
     def _memory_intent(self, text: str, turn_id: int | None) -> str | None:

@@ -25,6 +25,7 @@ from .audio.playback import Player
 from .config import Config, VoiceSettings
 from .echo import (
     ECHO_TAIL_S,
+    EchoReference,
     EchoRoom,
     EchoRoomSpec,
     SpokenLog,
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
 BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
 ECHO = "echo of the assistant's own voice"
+FRAME_S = 0.032
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Listener:
         self.echo_dropped = 0
         # Speculative replies (wired by the loop): the early transcript of an utterance that may
         # be over, and word that it is not (the user went on).
+        self.echo_reference: EchoReference | None = None  # what we played, for the sound check
         self.on_early_text: Callable[[UserText], None] | None = None
         self.on_early_dropped: Callable[[], None] | None = None
         self._recent: deque[AudioFrame] = deque(maxlen=round(RECENT_AUDIO_S / 0.032))
@@ -103,6 +106,22 @@ class Listener:
 
         frames = [f.samples for f in self._recent if f.t_capture > since]
         return np.concatenate(frames) if frames else np.zeros(0, np.int16)
+
+    def explained_by_echo(self, since: float, until: float | None = None) -> bool:
+        """The sound heard between ``since`` and ``until`` (default: now) is our own voice."""
+        if self.echo_reference is None:
+            return False
+        import numpy as np
+
+        frames = [
+            f
+            for f in self._recent
+            if f.t_capture > since and (until is None or f.t_capture <= until)
+        ]
+        if not frames:
+            return False
+        t0 = frames[0].t_capture - len(frames[0].samples) / frames[0].sample_rate_hz
+        return self.echo_reference.explains(np.concatenate([f.samples for f in frames]), t0)
 
     async def transcribe_recent(self, since: float) -> Transcript:
         """Speech-to-text of the audio since ``since``: is a barge-in candidate the user?"""
@@ -195,14 +214,16 @@ class Listener:
         if self._speculation is not speculation or task.cancelled() or task.exception():
             return  # the user went on, or it failed (the final transcription says so)
         transcript = task.result()
-        if self._verdict(transcript, t_start) is None and self.on_early_text is not None:
+        if self._verdict(transcript, t_start, t_end) is None and self.on_early_text is not None:
             self.on_early_text(self._user_text(transcript, t_end, time.monotonic()))
 
-    def _verdict(self, transcript: Transcript, t_start: float) -> str | None:
+    def _verdict(self, transcript: Transcript, t_start: float, t_end: float) -> str | None:
         """Why a transcript is not a turn (rejected, empty, our own echo), or None."""
         if transcript.rejected or not transcript.text.strip():
             return transcript.rejected or "no words"
-        if self.heard_echo(transcript.text, t_start):
+        if self.heard_echo(transcript.text, t_start) or self.explained_by_echo(
+            t_start - BARGE_IN_PRE_ROLL_S, t_end + FRAME_S
+        ):
             return ECHO
         return None
 
@@ -237,7 +258,7 @@ class Listener:
                 transcript.text,
                 f" rejected: {transcript.rejected}" if transcript.rejected else "",
             )
-            verdict = self._verdict(transcript, ended.t_start)
+            verdict = self._verdict(transcript, ended.t_start, ended.t_end)
             if verdict == ECHO:
                 self.echo_dropped += 1
                 log.info("echo: dropped a voice turn made of our own words: %r", transcript.text)
@@ -469,6 +490,9 @@ def protect_from_echo(
         active.append(room.description)
     if config.audio.echo_check:
         listener.echo_text = speaker.spoken.echo_source
+        reference = EchoReference()
+        follow_player(speaker.player, reference.played, reference.silenced)
+        listener.echo_reference = reference
         active.append("echo check")
     realtime = getattr(listener.source, "speed", "realtime") == "realtime"
     canceller = open_canceller(config.audio.echo_cancellation) if realtime else None

@@ -142,6 +142,38 @@ def test_echo_canceller_removes_our_voice_and_keeps_the_users(audio_dir):
     assert 20 * np.log10(before / after) > 15  # at least 15 dB less echo
 
 
+def test_the_echo_measure_tells_our_voice_from_a_person(audio_dir):
+    """Our voice coming back (delayed, quieter, with a room's colouring and noise) is explained by
+    what we played; a person, alone or talking over it, is not."""
+    from perslm_voice.echo import EchoReference
+
+    ours, rate = sf.read(str(audio_dir / "english.wav"), dtype="int16")
+    ours = resample(ours, rate, SAMPLE_RATE_HZ)
+    person, rate = sf.read(str(audio_dir / "vosk_test.wav"), dtype="int16")
+    person = resample(person, rate, SAMPLE_RATE_HZ)[SAMPLE_RATE_HZ : SAMPLE_RATE_HZ + len(ours)]
+    person = person * (np.abs(ours).mean() / np.abs(person).mean())  # as loud as our voice
+    reference = EchoReference()
+    t0 = 1000.0
+    reference.played(AudioChunk(ours, SAMPLE_RATE_HZ, "one two three"), t0)
+    rng = np.random.default_rng(0)
+    for delay_s, gain in [(0.05, 0.5), (0.15, 0.5), (0.3, 0.3)]:
+        d = int(delay_s * SAMPLE_RATE_HZ)
+        echo = np.zeros(len(ours) + d)
+        echo[d:] = ours * gain
+        echo[d + 8 :] += ours[:-8] * gain * 0.4  # a reflection 0.5 ms later
+        noise = rng.normal(0, 30, len(echo))
+        start = SAMPLE_RATE_HZ // 2  # the check looks at a candidate from its start on
+        window = slice(start, start + SAMPLE_RATE_HZ)
+        t = t0 + start / SAMPLE_RATE_HZ
+        assert reference.explains((echo + noise)[window], t), (delay_s, gain)
+        both = echo.copy()
+        both[: len(person)] += person
+        assert not reference.explains(both[window], t), (delay_s, gain)
+        assert not reference.explains(np.concatenate([person, [0.0] * d])[window], t)
+    # Long after we stopped playing, nothing is our echo.
+    assert not reference.explains(person[:SAMPLE_RATE_HZ], t0 + 30)
+
+
 # --- whole sessions -----------------------------------------------------------------------------
 
 
