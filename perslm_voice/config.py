@@ -117,7 +117,7 @@ class AudioConfig(Section):
     echo_check: bool = Field(
         True,
         description="speech heard while or just after the assistant talks that is mostly its own"
-        " words is its echo: not a turn, not a barge-in",
+        " words, or whose sound is what it played, is its echo: not a turn, not a barge-in",
     )
 
 
