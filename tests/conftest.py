@@ -53,3 +53,15 @@ def cli(*args: str, input: str | bytes | None = None, timeout: float = 180, env=
 @pytest.fixture
 def run_cli():
     return cli
+
+
+def say_to_file(text: str, path: Path) -> Path:
+    """``text`` spoken by the default voice (Piper) through `perslm-voice say`, written to ``path``."""
+    done = cli("say", text, "--out", str(path), timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    return path
+
+
+@pytest.fixture(scope="session")
+def speak():
+    return say_to_file

@@ -6,8 +6,6 @@ import importlib.util
 import json
 import logging
 import re
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -56,18 +54,10 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def spoken_questions(tmp_path_factory):
+def spoken_questions(tmp_path_factory, speak):
     """QUESTIONS spoken by Piper (through `perslm-voice say`), as 16 kHz int16."""
     folder = tmp_path_factory.mktemp("questions")
-    clips = []
-    for i, text in enumerate(QUESTIONS):
-        path = folder / f"q{i}.wav"
-        subprocess.run(
-            [sys.executable, "-m", "perslm_voice", "say", text, "--out", str(path)],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
-        clips.append(load_audio(path))
-    return clips
+    return [load_audio(speak(text, folder / f"q{i}.wav")) for i, text in enumerate(QUESTIONS)]
 
 
 def words(text: str) -> list[str]:

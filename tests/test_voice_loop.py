@@ -75,23 +75,13 @@ def test_recording_in_text_and_voice_out(run_cli, audio_dir, tmp_path, isolated_
 
 
 @pytest.fixture(scope="module")
-def long_question(tmp_path_factory) -> Path:
+def long_question(tmp_path_factory, speak) -> Path:
     """A question that gets a long answer, spoken by Piper."""
     out = tmp_path_factory.mktemp("speech") / "question.wav"
-    subprocess.run(
-        [sys.executable, "-m", "perslm_voice", "say",
-         "Please tell me a long story about a brave knight and a friendly dragon.", "--out", str(out)],
-        check=True, capture_output=True, cwd=ROOT, timeout=120,
-    )  # fmt: skip
-    return out
+    return speak("Please tell me a long story about a brave knight and a friendly dragon.", out)
 
 
-def say(text: str, path: Path) -> np.ndarray:
-    """``text`` spoken by Piper through `perslm-voice say`; returns the samples (22050 Hz)."""
-    subprocess.run(
-        [sys.executable, "-m", "perslm_voice", "say", text, "--out", str(path)],
-        check=True, capture_output=True, cwd=ROOT, timeout=120,
-    )  # fmt: skip
+def piper_samples(path: Path) -> np.ndarray:
     samples, rate = soundfile.read(path, dtype="float32")
     assert rate == PIPER_RATE
     return samples
@@ -107,12 +97,10 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * PIPER_RATE), np.float32)
 
 
-def test_the_reply_starts_inside_the_silence_window_and_is_heard_after_it(
-    run_cli, tmp_path, isolated_home
-):
-    question = say("What is the capital of France?", tmp_path / "q.wav")
+def session_on(run_cli, tmp_path: Path, parts: list[np.ndarray]) -> str:
+    """A voice session on ``parts`` (Piper-rate audio) with the wide window; its debug log."""
     recording = tmp_path / "in.wav"
-    soundfile.write(recording, np.concatenate([silence(0.5), question, silence(3)]), PIPER_RATE)
+    soundfile.write(recording, np.concatenate(parts), PIPER_RATE)
     config = tmp_path / "wide.yaml"
     config.write_text(WIDE_WINDOW)
     result = run_cli(
@@ -120,7 +108,14 @@ def test_the_reply_starts_inside_the_silence_window_and_is_heard_after_it(
         "--audio-output", str(tmp_path / "reply.wav"), "--log-level", "debug", input="",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
-    log = result.stderr.decode()
+    return result.stderr.decode()
+
+
+def test_the_reply_starts_inside_the_silence_window_and_is_heard_after_it(
+    run_cli, speak, tmp_path, isolated_home
+):
+    question = piper_samples(speak("What is the capital of France?", tmp_path / "q.wav"))
+    log = session_on(run_cli, tmp_path, [silence(0.5), question, silence(3)])
     assert re.search(r"reply: started speculatively on '[^']*capital", log)
     assert "reply: the speculative reply stands" in log
     reply = next(t for t in turns(isolated_home) if t["role"] == "assistant")
@@ -131,22 +126,13 @@ def test_the_reply_starts_inside_the_silence_window_and_is_heard_after_it(
     assert wav_seconds(tmp_path / "reply.wav") > 0.5
 
 
-def test_a_pause_inside_a_sentence_drops_the_speculative_reply(run_cli, tmp_path, isolated_home):
-    first = say("What is the capital", tmp_path / "a.wav")
-    rest = say("of France?", tmp_path / "b.wav")
-    recording = tmp_path / "in.wav"
+def test_a_pause_inside_a_sentence_drops_the_speculative_reply(
+    run_cli, speak, tmp_path, isolated_home
+):
+    first = piper_samples(speak("What is the capital", tmp_path / "a.wav"))
+    rest = piper_samples(speak("of France?", tmp_path / "b.wav"))
     pause = silence(0.6)  # with Piper's own margins: inside the 1 s window, past its 30 %
-    soundfile.write(
-        recording, np.concatenate([silence(0.5), first, pause, rest, silence(3)]), PIPER_RATE
-    )
-    config = tmp_path / "wide.yaml"
-    config.write_text(WIDE_WINDOW)
-    result = run_cli(
-        "--user", "demo", "--config", str(config), "--audio-input", str(recording),
-        "--audio-output", str(tmp_path / "reply.wav"), "--log-level", "debug", input="",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr.decode()
-    log = result.stderr.decode()
+    log = session_on(run_cli, tmp_path, [silence(0.5), first, pause, rest, silence(3)])
     # The early transcript of the first half started a reply, which the rest of the sentence
     # dropped; the whole sentence got the one reply.
     partial = re.search(r"reply: started speculatively on '([^']*capital\W*)'", log)
