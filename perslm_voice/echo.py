@@ -44,7 +44,6 @@ ECHO_TAIL_S = 1.0  # after this long without playing, no echo of ours can still 
 ECHO_MAX_DELAY_S = 0.5  # the longest speakers-to-microphone delay the echo measure looks for
 ECHO_FIT_TAPS = 32  # the filter that stands for speakers and room (2 ms at 16 kHz)
 ECHO_RESIDUAL_MAX = 0.3  # sound that our voice explains but for this share is our echo
-SOMEONE_ELSE_MIN = 0.6  # sound that our voice leaves this share of is mostly someone else
 AEC_BLOCK = SAMPLE_RATE_HZ // 100  # WebRTC's audio processing works on 10 ms blocks
 AEC_INSTALL = "pip install 'perslm-voice[aec]'  (or: pip install livekit)"
 
@@ -249,19 +248,15 @@ class EchoReference:
     def silenced(self, t: float) -> None:
         self._reference.silenced(t)
 
-    def not_ours(self, mic: np.ndarray, t0: float) -> float:
-        """The share of ``mic`` (captured from monotonic time ``t0`` on) that is not our echo."""
+    def explains(self, mic: np.ndarray, t0: float) -> bool:
+        """True when ``mic`` (captured from monotonic time ``t0`` on) is our own echo."""
         if len(mic) < SAMPLE_RATE_HZ // 10:
-            return 1.0
+            return False
         lag = round(ECHO_MAX_DELAY_S * SAMPLE_RATE_HZ)
         played = self._reference.render(t0 - ECHO_MAX_DELAY_S, len(mic) + lag, keep=True)
         share = echo_residual(mic, played)
         log.debug("echo: %.0f %% of the sound is not our voice", share * 100)
-        return share
-
-    def explains(self, mic: np.ndarray, t0: float) -> bool:
-        """True when ``mic`` (captured from monotonic time ``t0`` on) is our own echo."""
-        return self.not_ours(mic, t0) < ECHO_RESIDUAL_MAX
+        return share < ECHO_RESIDUAL_MAX
 
 
 class EchoCanceller:

@@ -662,9 +662,10 @@ class RealtimeLoop:
     async def _check_barge_in(self, t_start: float) -> None:
         """Speech while we talk, and our voice may be its source: silence at once, listen, decide.
 
-        The reply is paused (so a real barge-in is silenced within milliseconds), the first
-        fraction of a second of the speech is transcribed, and if it is mostly our own words the
-        reply resumes; otherwise this is the user, and the reply is interrupted. While that
+        A sound that what we played explains (``Listener.explained_by_echo``) is our echo and is
+        let be, with no pause. Otherwise the reply is paused (so a real barge-in is silenced
+        within milliseconds), the first fraction of a second of the speech is transcribed, and if
+        it is mostly our own words the reply resumes; otherwise this is the user, and the reply is interrupted. While that
         utterance goes on (our echo keeps it open) its latest second is checked again, so a user
         who starts talking inside our echo still interrupts (a recheck needs three words that are
         not ours: a second of our echo is misheard more often than half a second of it; and as the
@@ -672,49 +673,41 @@ class RealtimeLoop:
         """
         assert self._listener is not None and self._speaker is not None
         listener, speaker = self._listener, self._speaker
-        first, paused = True, False
+        first = True
         since = t_start
         while self._replying() and self._last_turn is not None:
             if listener.explained_by_echo(since - BARGE_IN_PRE_ROLL_S):
                 # The sound is what we are playing, come back: no need to pause or transcribe.
                 log.info("echo: the sound heard is our own voice")
+            else:
+                marks = self._last_turn.marks
+                detected = time.monotonic()
+                paused = first
+                silenced = speaker.pause() if paused else None
+                try:
+                    transcript = await listener.transcribe_recent(since)
+                except PerslmVoiceError:
+                    transcript = None
+                text = transcript.text.strip() if transcript and not transcript.rejected else ""
+                verified = time.monotonic()
+                if not self._replying():
+                    return
+                new = 1 if paused else 3
+                if text and not listener.heard_echo(text, t_start, min_new_words=new):
+                    log.info("barge-in: %r is not our echo", text)
+                    marks["barge_in_detected"] = detected if paused else verified
+                    marks["silenced"] = silenced if silenced is not None else time.monotonic()
+                    marks["barge_in_verified"] = verified
+                    self._barge_in("voice", t_start)
+                    return
+                log.info(
+                    "echo: not (yet) a barge-in (%r, checked in %.0f ms)",
+                    text,
+                    (verified - detected) * 1000,
+                )
                 if paused:
                     speaker.resume()
-                    paused = False
-                first = False
-                await asyncio.sleep(ECHO_RECHECK_S)
-                if not listener.endpointer.in_speech:
-                    return
-                since = time.monotonic() - ECHO_RECHECK_WINDOW_S
-                continue
-            marks = self._last_turn.marks
-            detected = time.monotonic()
-            paused = first
             first = False
-            silenced = speaker.pause() if paused else None
-            try:
-                transcript = await listener.transcribe_recent(since)
-            except PerslmVoiceError:
-                transcript = None
-            text = transcript.text.strip() if transcript and not transcript.rejected else ""
-            verified = time.monotonic()
-            if not self._replying():
-                return
-            if text and not listener.heard_echo(text, t_start, min_new_words=1 if paused else 3):
-                log.info("barge-in: %r is not our echo", text)
-                marks["barge_in_detected"] = detected if paused else verified
-                marks["silenced"] = silenced if silenced is not None else time.monotonic()
-                marks["barge_in_verified"] = verified
-                self._barge_in("voice", t_start)
-                return
-            log.info(
-                "echo: not (yet) a barge-in (%r, checked in %.0f ms)",
-                text,
-                (verified - detected) * 1000,
-            )
-            if paused:
-                speaker.resume()
-                paused = False
             await asyncio.sleep(ECHO_RECHECK_S)
             if not listener.endpointer.in_speech:
                 return

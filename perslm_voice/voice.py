@@ -100,11 +100,19 @@ class Listener:
         self.on_early_dropped: Callable[[], None] | None = None
         self._recent: deque[AudioFrame] = deque(maxlen=round(RECENT_AUDIO_S / 0.032))
 
+    def _heard(self, since: float, until: float | None = None) -> list[AudioFrame]:
+        """The recent (echo-cancelled) frames captured after ``since``, up to ``until``."""
+        return [
+            f
+            for f in self._recent
+            if f.t_capture > since and (until is None or f.t_capture <= until)
+        ]
+
     def recent_audio(self, since: float) -> Any:
         """The (echo-cancelled) audio heard since monotonic time ``since``, as int16 16 kHz."""
         import numpy as np
 
-        frames = [f.samples for f in self._recent if f.t_capture > since]
+        frames = [f.samples for f in self._heard(since)]
         return np.concatenate(frames) if frames else np.zeros(0, np.int16)
 
     def explained_by_echo(self, since: float, until: float | None = None) -> bool:
@@ -113,11 +121,7 @@ class Listener:
             return False
         import numpy as np
 
-        frames = [
-            f
-            for f in self._recent
-            if f.t_capture > since and (until is None or f.t_capture <= until)
-        ]
+        frames = self._heard(since, until)
         if not frames:
             return False
         t0 = frames[0].t_capture - len(frames[0].samples) / frames[0].sample_rate_hz
