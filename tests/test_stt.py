@@ -49,13 +49,13 @@ QUESTIONS = [
     "Why is the sky blue?",
     "How do I boil an egg?",
     "Tell me a fun fact about the ocean.",
-    "Explain in detail how a steam engine works.",
+    "Explain how a steam engine works.",
 ]
 
 
 @pytest.fixture(scope="module")
 def spoken_questions(tmp_path_factory, speak):
-    """QUESTIONS spoken by Piper (through `perslm-voice say`), as 16 kHz int16."""
+    """QUESTIONS spoken by Piper (steady, see conftest), as 16 kHz int16."""
     folder = tmp_path_factory.mktemp("questions")
     return [load_audio(speak(text, folder / f"q{i}.wav")) for i, text in enumerate(QUESTIONS)]
 
