@@ -25,7 +25,8 @@ FRAMES_PER_S = 100  # Whisper's log-Mel frames
 FULL_WINDOW_S = 30.0
 CONTEXT_MARGIN_S = 2.0  # silence after the utterance in a shortened window (see _decode_short)
 MAX_TOKENS_PER_S = 8  # fast speech is about 4 tokens/s: more than twice that is a loop
-QUICK_CHECK_SURE_PROB = 0.8  # a non-English guess this sure needs no second look
+QUICK_CHECK_SURE_PROB = 0.8  # a non-English guess this sure needs no second look...
+QUICK_CHECK_MIN_S = 1.5  # ... on this much speech: a lone word is often "zh" to the quick check
 LANGUAGE_CHECK_MIN_PROB = 0.5  # another language must be at least this likely to reject
 
 
@@ -265,7 +266,8 @@ class FasterWhisperSTT(STT):
         try:
             language, probability = self._quick_language(audio)
             log.debug("stt: quick language check heard %s (p=%.2f)", language, probability)
-            if language == "en" or probability >= QUICK_CHECK_SURE_PROB:
+            sure = probability >= QUICK_CHECK_SURE_PROB
+            if language == "en" or (sure and len(audio) >= QUICK_CHECK_MIN_S * SAMPLE_RATE_HZ):
                 return (
                     None if language != "en" and probability < LANGUAGE_CHECK_MIN_PROB else language
                 )
