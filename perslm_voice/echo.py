@@ -43,6 +43,7 @@ ECHO_WINDOW_S = 10.0  # how far back played speech may come back as echo (room d
 ECHO_TAIL_S = 1.0  # after this long without playing, no echo of ours can still be arriving
 ECHO_MAX_DELAY_S = 0.5  # the longest speakers-to-microphone delay the echo measure looks for
 ECHO_FIT_TAPS = 32  # the filter that stands for speakers and room (2 ms at 16 kHz)
+ECHO_FIT_BLOCK = SAMPLE_RATE_HZ // 4  # each quarter second is fitted with its own delay
 ECHO_RESIDUAL_MAX = 0.3  # sound that our voice explains but for this share is our echo
 AEC_BLOCK = SAMPLE_RATE_HZ // 100  # WebRTC's audio processing works on 10 ms blocks
 AEC_INSTALL = "pip install 'perslm-voice[aec]'  (or: pip install livekit)"
@@ -210,22 +211,43 @@ class _Reference:
         return np.clip(out, -32768, 32767).astype(np.int16)
 
 
-def echo_residual(mic: np.ndarray, played: np.ndarray, taps: int = ECHO_FIT_TAPS) -> float:
+def echo_residual(
+    mic: np.ndarray, played: np.ndarray, taps: int = ECHO_FIT_TAPS, block: int = ECHO_FIT_BLOCK
+) -> float:
     """The share of ``mic``'s energy that what we played cannot explain: near 0 for our own echo
     alone, near 1 for a person alone, in between when both are heard.
 
     ``played`` is what the speakers played from ``ECHO_MAX_DELAY_S`` before ``mic``'s first
-    sample to its last (``len(mic) + lag`` samples). The echo's delay is the lag of the strongest
-    cross-correlation; a short filter around it (least squares) stands for the speakers and the
-    room's first reflections. A reverberant room leaves more unexplained, so this can only say
-    "echo" when it is sure; the transcript check decides the rest.
+    sample to its last (``len(mic) + lag`` samples). Each ``block`` of ``mic`` is fitted on its
+    own: the echo's delay is the lag of the strongest cross-correlation, and a short filter around
+    it (least squares) stands for the speakers and the room's first reflections. Fitting blocks
+    apart follows a delay that moves between the pieces we played (each is timed by its own
+    hook). A reverberant room leaves more unexplained, so this can only say "echo" when it is
+    sure; the transcript check decides the rest.
     """
     x = mic.astype(np.float64)
     ref = played.astype(np.float64)
     energy = float(x @ x)
-    lags = len(ref) - len(x) + 1
-    if energy <= 0.0 or lags < 1 or float(ref @ ref) <= 0.0:
+    lag_max = len(ref) - len(x)
+    if energy <= 0.0 or lag_max < 0 or float(ref @ ref) <= 0.0:
         return 1.0
+    pieces = max(1, round(len(x) / block))
+    edges = np.linspace(0, len(x), pieces + 1).astype(int)
+    unexplained = sum(
+        _unexplained(x[lo:hi], ref[lo : hi + lag_max], taps)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    )
+    return min(1.0, unexplained / energy)
+
+
+def _unexplained(x: np.ndarray, ref: np.ndarray, taps: int) -> float:
+    """The energy of ``x`` left when ``ref`` (``len(x) + lags`` samples), delayed and filtered at
+    its best lag, is taken away."""
+    if float(x @ x) <= 0.0:
+        return 0.0
+    if float(ref @ ref) <= 0.0:
+        return float(x @ x)
+    lags = len(ref) - len(x) + 1
     size = 1 << int(np.ceil(np.log2(len(ref) + len(x))))
     corr = np.fft.irfft(np.fft.rfft(ref, size) * np.conj(np.fft.rfft(x, size)), size)[:lags]
     best = int(np.argmax(np.abs(corr)))
@@ -233,7 +255,7 @@ def echo_residual(mic: np.ndarray, played: np.ndarray, taps: int = ECHO_FIT_TAPS
     columns = np.stack([ref[k : k + len(x)] for k in shifts], axis=1)
     weights, *_ = np.linalg.lstsq(columns, x, rcond=None)
     residual = x - columns @ weights
-    return float(residual @ residual) / energy
+    return float(residual @ residual)
 
 
 class EchoReference:
