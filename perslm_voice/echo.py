@@ -41,10 +41,13 @@ WORD_MATCH_MIN = (
 )
 ECHO_WINDOW_S = 10.0  # how far back played speech may come back as echo (room delay included)
 ECHO_TAIL_S = 1.0  # after this long without playing, no echo of ours can still be arriving
+REFERENCE_KEEP_S = 60.0  # what was played is kept this long, for the echo measure and removal
 ECHO_MAX_DELAY_S = 0.5  # the longest speakers-to-microphone delay the echo measure looks for
 ECHO_FIT_TAPS = 32  # the filter that stands for speakers and room (2 ms at 16 kHz)
 ECHO_FIT_BLOCK = SAMPLE_RATE_HZ // 4  # each quarter second is fitted with its own delay
 ECHO_RESIDUAL_MAX = 0.3  # sound that our voice explains but for this share is our echo
+SOMEONE_ELSE_MIN = 0.5  # sound more than half of which is not our voice is someone talking
+WORD_MATCH_MIN_LEN = 5  # shorter words count as ours only when spelled the same ("one": "once")
 AEC_BLOCK = SAMPLE_RATE_HZ // 100  # WebRTC's audio processing works on 10 ms blocks
 AEC_INSTALL = "pip install 'perslm-voice[aec]'  (or: pip install livekit)"
 
@@ -66,7 +69,11 @@ def _matched(candidate: str, spoken: str) -> tuple[int, int]:
     matched = sum(
         1
         for word in words
-        if word in vocabulary or difflib.get_close_matches(word, vocabulary, 1, WORD_MATCH_MIN)
+        if word in vocabulary
+        or (
+            len(word) >= WORD_MATCH_MIN_LEN
+            and difflib.get_close_matches(word, vocabulary, 1, WORD_MATCH_MIN)
+        )
     )
     return matched, len(words)
 
@@ -199,7 +206,7 @@ class _Reference:
         out = np.zeros(n, np.float32)
         with self._lock:
             # Segments that ended well before t0 are done with: frames arrive in time order.
-            horizon = t0 - (ECHO_WINDOW_S if keep else 1.0)
+            horizon = t0 - (REFERENCE_KEEP_S if keep else 1.0)
             self._segments = [
                 (s, x) for s, x in self._segments if s + len(x) / SAMPLE_RATE_HZ > horizon
             ]
@@ -211,42 +218,40 @@ class _Reference:
         return np.clip(out, -32768, 32767).astype(np.int16)
 
 
-def echo_residual(
+def remove_echo(
     mic: np.ndarray, played: np.ndarray, taps: int = ECHO_FIT_TAPS, block: int = ECHO_FIT_BLOCK
-) -> float:
-    """The share of ``mic``'s energy that what we played cannot explain: near 0 for our own echo
-    alone, near 1 for a person alone, in between when both are heard.
+) -> np.ndarray:
+    """``mic`` less the part of it that ``played`` explains: a person talking over our voice, with
+    our voice taken out (float64). ``played`` is what the speakers played from
+    ``ECHO_MAX_DELAY_S`` before ``mic``'s first sample to its last (``len(mic) + lag`` samples).
 
-    ``played`` is what the speakers played from ``ECHO_MAX_DELAY_S`` before ``mic``'s first
-    sample to its last (``len(mic) + lag`` samples). Each ``block`` of ``mic`` is fitted on its
-    own: the echo's delay is the lag of the strongest cross-correlation, and a short filter around
-    it (least squares) stands for the speakers and the room's first reflections. Fitting blocks
-    apart follows a delay that moves between the pieces we played (each is timed by its own
-    hook). A reverberant room leaves more unexplained, so this can only say "echo" when it is
-    sure; the transcript check decides the rest.
+    Each ``block`` of ``mic`` is fitted on its own: the echo's delay is the lag of the strongest
+    cross-correlation, and a short filter around it (least squares) stands for the speakers and
+    the room's first reflections. Fitting blocks apart follows a delay that moves between the
+    pieces we played (each is timed by its own hook). A person's voice does not correlate with
+    ours, so the fit leaves it in. A reverberant room leaves more of our voice, so the share of
+    sound left can only say "echo" when it is sure; the transcript check decides the rest.
     """
     x = mic.astype(np.float64)
     ref = played.astype(np.float64)
-    energy = float(x @ x)
     lag_max = len(ref) - len(x)
-    if energy <= 0.0 or lag_max < 0 or float(ref @ ref) <= 0.0:
-        return 1.0
+    if lag_max < 0:
+        raise ValueError("played must cover mic and the longest delay")
     pieces = max(1, round(len(x) / block))
     edges = np.linspace(0, len(x), pieces + 1).astype(int)
-    unexplained = sum(
-        _unexplained(x[lo:hi], ref[lo : hi + lag_max], taps)
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    return np.concatenate(
+        [
+            _fit_block(x[lo:hi], ref[lo : hi + lag_max], taps)
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        ]
     )
-    return min(1.0, unexplained / energy)
 
 
-def _unexplained(x: np.ndarray, ref: np.ndarray, taps: int) -> float:
-    """The energy of ``x`` left when ``ref`` (``len(x) + lags`` samples), delayed and filtered at
-    its best lag, is taken away."""
-    if float(x @ x) <= 0.0:
-        return 0.0
-    if float(ref @ ref) <= 0.0:
-        return float(x @ x)
+def _fit_block(x: np.ndarray, ref: np.ndarray, taps: int) -> np.ndarray:
+    """What is left of ``x`` when ``ref`` (``len(x) + lags`` samples), delayed and filtered at its
+    best lag, is taken away."""
+    if not len(x) or float(x @ x) <= 0.0 or float(ref @ ref) <= 0.0:
+        return x
     lags = len(ref) - len(x) + 1
     size = 1 << int(np.ceil(np.log2(len(ref) + len(x))))
     corr = np.fft.irfft(np.fft.rfft(ref, size) * np.conj(np.fft.rfft(x, size)), size)[:lags]
@@ -254,12 +259,11 @@ def _unexplained(x: np.ndarray, ref: np.ndarray, taps: int) -> float:
     shifts = [k for k in range(best - taps // 2, best + taps // 2) if 0 <= k < lags]
     columns = np.stack([ref[k : k + len(x)] for k in shifts], axis=1)
     weights, *_ = np.linalg.lstsq(columns, x, rcond=None)
-    residual = x - columns @ weights
-    return float(residual @ residual)
+    return x - columns @ weights
 
 
 class EchoReference:
-    """What the speakers played lately, on the microphone's timeline: for ``echo_residual``."""
+    """What the speakers played lately, on the microphone's timeline: for ``remove_echo``."""
 
     def __init__(self) -> None:
         self._reference = _Reference()
@@ -270,15 +274,33 @@ class EchoReference:
     def silenced(self, t: float) -> None:
         self._reference.silenced(t)
 
+    def _played_under(self, mic: np.ndarray, t0: float) -> np.ndarray:
+        lag = round(ECHO_MAX_DELAY_S * SAMPLE_RATE_HZ)
+        return self._reference.render(t0 - ECHO_MAX_DELAY_S, len(mic) + lag, keep=True)
+
     def explains(self, mic: np.ndarray, t0: float) -> bool:
         """True when ``mic`` (captured from monotonic time ``t0`` on) is our own echo."""
         if len(mic) < SAMPLE_RATE_HZ // 10:
             return False
-        lag = round(ECHO_MAX_DELAY_S * SAMPLE_RATE_HZ)
-        played = self._reference.render(t0 - ECHO_MAX_DELAY_S, len(mic) + lag, keep=True)
-        share = echo_residual(mic, played)
-        log.debug("echo: %.0f %% of the sound is not our voice", share * 100)
-        return share < ECHO_RESIDUAL_MAX
+        share = self.separate(mic, t0)[1]
+        return share is not None and share < ECHO_RESIDUAL_MAX
+
+    def separate(self, mic: np.ndarray, t0: float) -> tuple[np.ndarray, float | None]:
+        """``mic`` (int16, captured from ``t0`` on) with our voice taken out, and the share of its
+        energy that is not our voice; (``mic``, None) when nothing we played can be in it."""
+        played = self._played_under(mic, t0)
+        x = mic.astype(np.float64)
+        energy = float(x @ x)
+        if energy <= 0.0 or not np.any(played):
+            return mic, None
+        rest = remove_echo(x, played)
+        share = min(1.0, float(rest @ rest) / energy)
+        log.debug(
+            "echo: %.0f %% of the sound is not our voice (%.1f s)",
+            share * 100,
+            len(mic) / SAMPLE_RATE_HZ,
+        )
+        return np.clip(np.round(rest), -32768, 32767).astype(np.int16), share
 
 
 class EchoCanceller:

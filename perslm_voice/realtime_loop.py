@@ -22,6 +22,7 @@ from typing import Any
 
 from . import logs
 from .config import Config, VoiceSettings, load_config
+from .echo import SOMEONE_ELSE_MIN
 from .errors import LLMError, PerslmVoiceError, StoreError
 from .events import Source, State, UserText
 from .llm import LLM, Message, stream_async
@@ -685,15 +686,21 @@ class RealtimeLoop:
                 paused = first
                 silenced = speaker.pause() if paused else None
                 try:
-                    transcript = await listener.transcribe_recent(since)
+                    heard = await listener.transcribe_recent(since)
                 except PerslmVoiceError:
-                    transcript = None
+                    heard = None
+                transcript = heard.transcript if heard is not None else None
                 text = transcript.text.strip() if transcript and not transcript.rejected else ""
                 verified = time.monotonic()
                 if not self._replying():
                     return
+                # Mostly not our voice: someone is talking, and their words (ours taken out of
+                # the sound) are theirs. Otherwise the words must not be ours.
+                someone_else = heard is not None and (heard.not_ours or 0.0) >= SOMEONE_ELSE_MIN
                 new = 1 if paused else 3
-                if text and not listener.heard_echo(text, t_start, min_new_words=new):
+                if text and (
+                    someone_else or not listener.heard_echo(text, t_start, min_new_words=new)
+                ):
                     log.info("barge-in: %r is not our echo", text)
                     marks["barge_in_detected"] = detected if paused else verified
                     marks["silenced"] = silenced if silenced is not None else time.monotonic()

@@ -19,12 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .audio.capture import AudioSource
 from .audio.endpointer import Endpointer, SpeechPaused, SpeechResumed
 from .audio.playback import Player
 from .config import Config, VoiceSettings
 from .echo import (
+    ECHO_RESIDUAL_MAX,
     ECHO_TAIL_S,
+    SOMEONE_ELSE_MIN,
     EchoReference,
     EchoRoom,
     EchoRoomSpec,
@@ -35,7 +39,15 @@ from .echo import (
     open_canceller,
 )
 from .errors import PerslmVoiceError, UsageError
-from .events import AudioFrame, Source, SpeechEnded, SpeechStarted, Transcript, UserText
+from .events import (
+    SAMPLE_RATE_HZ,
+    AudioFrame,
+    Source,
+    SpeechEnded,
+    SpeechStarted,
+    Transcript,
+    UserText,
+)
 from .stt.base import STT
 from .tts.base import TTS
 from .tts.speakable import SpeakableStream
@@ -45,12 +57,20 @@ log = logging.getLogger(__name__)
 RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
 BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
 ECHO = "echo of the assistant's own voice"
-FRAME_S = 0.032
 
 
 @dataclass(frozen=True)
 class _SourceEnded:
     reason: str | None
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A transcript, and how much of the sound it was made from was not our voice (None when
+    nothing we played could be in it, or the sound check is off)."""
+
+    transcript: Transcript
+    not_ours: float | None = None
 
 
 class Listener:
@@ -83,10 +103,10 @@ class Listener:
         self.dropped_frames = 0
         self._frames: asyncio.Queue[AudioFrame | _SourceEnded] = asyncio.Queue()
         self._utterances: asyncio.Queue[
-            tuple[SpeechEnded, asyncio.Future[Transcript] | None] | None
+            tuple[SpeechEnded, asyncio.Future[Heard] | None, float | None] | None
         ]
         self._utterances = asyncio.Queue()
-        self._speculation: tuple[float, asyncio.Future[Transcript]] | None = None
+        self._speculation: tuple[float, asyncio.Future[Heard]] | None = None
         # Echo protection (wired by protect_from_echo): the canceller cleans every frame; a
         # transcript made of the words ``echo_text(t_speech_start)`` returns is the assistant's own
         # voice, not a turn.
@@ -108,28 +128,24 @@ class Listener:
             if f.t_capture > since and (until is None or f.t_capture <= until)
         ]
 
-    def recent_audio(self, since: float) -> Any:
-        """The (echo-cancelled) audio heard since monotonic time ``since``, as int16 16 kHz."""
-        import numpy as np
-
-        frames = [f.samples for f in self._heard(since)]
-        return np.concatenate(frames) if frames else np.zeros(0, np.int16)
-
     def explained_by_echo(self, since: float, until: float | None = None) -> bool:
         """The sound heard between ``since`` and ``until`` (default: now) is our own voice."""
         if self.echo_reference is None:
             return False
-        import numpy as np
-
         frames = self._heard(since, until)
         if not frames:
             return False
         t0 = frames[0].t_capture - len(frames[0].samples) / frames[0].sample_rate_hz
         return self.echo_reference.explains(np.concatenate([f.samples for f in frames]), t0)
 
-    async def transcribe_recent(self, since: float) -> Transcript:
-        """Speech-to-text of the audio since ``since``: is a barge-in candidate the user?"""
-        return await self._transcribe(self.recent_audio(since - BARGE_IN_PRE_ROLL_S))
+    async def transcribe_recent(self, since: float) -> Heard:
+        """Speech-to-text of the audio since ``since`` (our voice taken out): is a barge-in
+        candidate the user?"""
+        frames = self._heard(since - BARGE_IN_PRE_ROLL_S)
+        if not frames:
+            return await self._transcribe(np.zeros(0, np.int16))
+        t0 = frames[0].t_capture - len(frames[0].samples) / frames[0].sample_rate_hz
+        return await self._transcribe(np.concatenate([f.samples for f in frames]), t0)
 
     def heard_echo(self, text: str, t_speech_start: float, min_new_words: int = 1) -> bool:
         """True when ``text``, heard from ``t_speech_start`` on, is mostly our own recent words
@@ -188,7 +204,7 @@ class Listener:
             self._drop_speculation()
         elif isinstance(event, SpeechPaused):
             # Start speech-to-text inside the silence window; kept only if the user is done.
-            task = asyncio.ensure_future(self._transcribe(event.audio))
+            task = asyncio.ensure_future(self._transcribe(event.audio, self._t_audio(event.audio)))
             speculation = (event.t_end, task)
             self._speculation = speculation
             if self.on_early_text is not None:
@@ -201,7 +217,14 @@ class Listener:
                 log.debug("stt: the speculative transcript stands")
             else:
                 self._drop_speculation()
-            self._utterances.put_nowait((event, early))
+            self._utterances.put_nowait((event, early, self._t_audio(event.audio)))
+
+    def _t_audio(self, audio: Any) -> float | None:
+        """When the first sample of an event's ``audio`` was captured: it ends with the frame
+        just handled (the endpointer joins whole frames)."""
+        if not self._recent:
+            return None
+        return self._recent[-1].t_capture - len(audio) / SAMPLE_RATE_HZ
 
     def _drop_speculation(self) -> None:
         if self._speculation is None:
@@ -211,25 +234,31 @@ class Listener:
             self.on_early_dropped()
 
     def _early_transcript(
-        self, speculation: tuple[float, asyncio.Future[Transcript]], t_start: float
+        self, speculation: tuple[float, asyncio.Future[Heard]], t_start: float
     ) -> None:
         """The speculative transcript is ready while the silence window is still open."""
         t_end, task = speculation
         if self._speculation is not speculation or task.cancelled() or task.exception():
             return  # the user went on, or it failed (the final transcription says so)
-        transcript = task.result()
-        if self._verdict(transcript, t_start, t_end) is None and self.on_early_text is not None:
-            self.on_early_text(self._user_text(transcript, t_end, time.monotonic()))
+        heard = task.result()
+        if self._verdict(heard, t_start) is None and self.on_early_text is not None:
+            self.on_early_text(self._user_text(heard.transcript, t_end, time.monotonic()))
 
-    def _verdict(self, transcript: Transcript, t_start: float, t_end: float) -> str | None:
-        """Why a transcript is not a turn (rejected, empty, our own echo), or None."""
+    def _verdict(self, heard: Heard, t_start: float) -> str | None:
+        """Why what was heard is not a turn (rejected, empty, our own echo), or None.
+
+        The sound decides first where it can: sound that our voice explains is our echo, and sound
+        mostly someone else's is theirs, whatever its words (ours are taken out of the transcript);
+        in between, a transcript mostly made of our recent words is our echo."""
+        transcript = heard.transcript
         if transcript.rejected or not transcript.text.strip():
             return transcript.rejected or "no words"
-        if self.heard_echo(transcript.text, t_start) or self.explained_by_echo(
-            t_start - BARGE_IN_PRE_ROLL_S, t_end + FRAME_S
-        ):
-            return ECHO
-        return None
+        if heard.not_ours is not None:
+            if heard.not_ours >= SOMEONE_ELSE_MIN:
+                return None
+            if heard.not_ours < ECHO_RESIDUAL_MAX:
+                return ECHO
+        return ECHO if self.heard_echo(transcript.text, t_start) else None
 
     @staticmethod
     def _user_text(transcript: Transcript, t_end: float, t_ready: float) -> UserText:
@@ -241,20 +270,31 @@ class Listener:
             language=transcript.language,
         )
 
-    async def _transcribe(self, audio: Any) -> Transcript:
+    async def _transcribe(self, audio: Any, t0: float | None = None) -> Heard:
+        """Speech-to-text of ``audio``; captured from ``t0`` on, what we played is taken out of it
+        first, so that a person talking over the reply is heard without our words."""
         await self.stt_ready
-        return await asyncio.to_thread(self.stt.transcribe, audio, self.language)
+        reference = self.echo_reference
+
+        def work() -> Heard:
+            if reference is None or t0 is None:
+                return Heard(self.stt.transcribe(audio, self.language))
+            cleaned, not_ours = reference.separate(audio, t0)
+            return Heard(self.stt.transcribe(cleaned, self.language), not_ours)
+
+        return await asyncio.to_thread(work)
 
     async def _transcribe_in_order(self) -> None:
         while (item := await self._utterances.get()) is not None:
-            ended, early = item
+            ended, early, t0 = item
             started = time.monotonic()
             try:
-                transcript = await (early or self._transcribe(ended.audio))
+                heard = await (early or self._transcribe(ended.audio, t0))
             except PerslmVoiceError as exc:
                 self.on_rejected(f"speech-to-text failed: {exc}")
                 continue
             t_ready = time.monotonic()
+            transcript = heard.transcript
             log.debug(
                 "stt: %.0f ms after end of speech (%.0f ms of work waited for): %r%s",
                 (t_ready - ended.t_end) * 1000,
@@ -262,7 +302,7 @@ class Listener:
                 transcript.text,
                 f" rejected: {transcript.rejected}" if transcript.rejected else "",
             )
-            verdict = self._verdict(transcript, ended.t_start, ended.t_end)
+            verdict = self._verdict(heard, ended.t_start)
             if verdict == ECHO:
                 self.echo_dropped += 1
                 log.info("echo: dropped a voice turn made of our own words: %r", transcript.text)

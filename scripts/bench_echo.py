@@ -76,17 +76,17 @@ def build_recordings(folder: Path) -> dict[str, tuple[Path, bool]]:
     """name -> (recording, whether a person talks over the reply)."""
     question = speech("Tell me a short story about a brave little dragon.", folder / "q.wav")
     second = speech("What is the capital of France?", folder / "q2.wav")
-    real = load(SHARED_AUDIO / "english.wav")
     # vosk_test.wav is recorded 18 dB below Piper's voice: bring the person to the assistant's
     # level (at the microphone a person is about as loud as the speakers; the room then halves it).
     person = level_like(load(SHARED_AUDIO / "vosk_test.wav"), question)
+    first_group = person[: int(3.4 * RATE_HZ)]  # "one zero zero zero one", one utterance
+    # A reply is at most ~13 s of speech (48 tokens) and starts ~1 s after its question: 16 s of
+    # silence after each question leaves the room to the assistant's voice alone.
+    listen = silence(16)
     recordings = {
-        "question, then listen": (
-            [silence(0.5), question, silence(14)],
-            False,
-        ),
+        "question, then listen": ([silence(0.5), question, listen], False),
         "three questions": (
-            [silence(0.5), question, silence(15), real, silence(12), second, silence(12)],
+            [silence(0.5), question, listen, first_group, listen, second, listen],
             False,
         ),
         # The reply starts about 1.5 s after the question ends; the person starts ~1 s into it.

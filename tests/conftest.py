@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +90,21 @@ def say_to_file(text: str, path: Path) -> Path:
 @pytest.fixture(scope="session")
 def speak():
     return say_to_file
+
+
+@pytest.fixture
+def stored_turns(isolated_home):
+    """Reads the turns the sessions of this test stored, oldest first (timings as a dict)."""
+
+    def read() -> list[dict]:
+        db = sqlite3.connect(isolated_home / "data" / "perslm-voice.db")
+        db.row_factory = sqlite3.Row
+        try:
+            rows = db.execute(
+                "SELECT role, text, source, interrupted, heard, timings FROM turns ORDER BY id"
+            ).fetchall()
+        finally:
+            db.close()
+        return [dict(r) | {"timings": json.loads(r["timings"] or "{}")} for r in rows]
+
+    return read

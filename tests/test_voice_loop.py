@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,24 +18,12 @@ import soundfile
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def turns(home: Path) -> list[dict]:
-    db = sqlite3.connect(home / "data" / "perslm-voice.db")
-    db.row_factory = sqlite3.Row
-    try:
-        rows = db.execute(
-            "SELECT role, text, source, interrupted, heard, timings FROM turns ORDER BY id"
-        ).fetchall()
-    finally:
-        db.close()
-    return [dict(r) | {"timings": json.loads(r["timings"] or "{}")} for r in rows]
-
-
 def wav_seconds(path: Path) -> float:
     with wave.open(str(path)) as w:
         return w.getnframes() / w.getframerate()
 
 
-def test_recording_in_text_and_voice_out(run_cli, audio_dir, tmp_path, isolated_home):
+def test_recording_in_text_and_voice_out(run_cli, audio_dir, tmp_path, stored_turns):
     reply = tmp_path / "reply.wav"
     result = run_cli(
         "--user", "demo", "--audio-input", str(audio_dir / "vosk_test.wav"),
@@ -45,7 +32,7 @@ def test_recording_in_text_and_voice_out(run_cli, audio_dir, tmp_path, isolated_
     out = result.stdout.decode()
     assert result.returncode == 0, result.stderr.decode()
     assert "you (voice):" in out and "assistant:" in out
-    stored = turns(isolated_home)
+    stored = stored_turns()
     heard = [t for t in stored if t["role"] == "user"]
     assert [t["source"] for t in heard] == ["voice"] * len(heard)
     digits = "".join(ch for t in heard for ch in t["text"] if ch.isdigit())
@@ -112,13 +99,13 @@ def session_on(run_cli, tmp_path: Path, parts: list[np.ndarray]) -> str:
 
 
 def test_the_reply_starts_inside_the_silence_window_and_is_heard_after_it(
-    run_cli, speak, tmp_path, isolated_home
+    run_cli, speak, tmp_path, stored_turns
 ):
     question = piper_samples(speak("What is the capital of France?", tmp_path / "q.wav"))
     log = session_on(run_cli, tmp_path, [silence(0.5), question, silence(3)])
     assert re.search(r"reply: started speculatively on '[^']*capital", log)
     assert "reply: the speculative reply stands" in log
-    reply = next(t for t in turns(isolated_home) if t["role"] == "assistant")
+    reply = next(t for t in stored_turns() if t["role"] == "assistant")
     marks = reply["timings"]
     # Begun before the end of speech was confirmed, heard only after it.
     assert marks["speech_end"] < marks["reply_speculative"] < marks["transcript_ready"]
@@ -127,7 +114,7 @@ def test_the_reply_starts_inside_the_silence_window_and_is_heard_after_it(
 
 
 def test_a_pause_inside_a_sentence_drops_the_speculative_reply(
-    run_cli, speak, tmp_path, isolated_home
+    run_cli, speak, tmp_path, stored_turns
 ):
     first = piper_samples(speak("What is the capital", tmp_path / "a.wav"))
     rest = piper_samples(speak("of France?", tmp_path / "b.wav"))
@@ -138,14 +125,14 @@ def test_a_pause_inside_a_sentence_drops_the_speculative_reply(
     partial = re.search(r"reply: started speculatively on '([^']*capital\W*)'", log)
     assert partial and "France" not in partial.group(1), log
     assert f"reply: the speculative reply to '{partial.group(1)}' is dropped" in log
-    stored = turns(isolated_home)
+    stored = stored_turns()
     users = [t["text"] for t in stored if t["role"] == "user"]
     assert len(users) == 1 and "capital" in users[0] and "France" in users[0]
     assert len([t for t in stored if t["role"] == "assistant"]) == 1
 
 
 def test_speaking_over_the_reply_interrupts_it(
-    run_cli, audio_dir, long_question, tmp_path, isolated_home
+    run_cli, audio_dir, long_question, tmp_path, stored_turns
 ):
     question, rate = soundfile.read(long_question, dtype="float32")
     person, person_rate = soundfile.read(audio_dir / "vosk_test.wav", dtype="float32")
@@ -160,7 +147,7 @@ def test_speaking_over_the_reply_interrupts_it(
         "--audio-output", str(tmp_path / "reply.wav"), input="",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
-    stored = turns(isolated_home)
+    stored = stored_turns()
     first_reply = next(t for t in stored if t["role"] == "assistant")
     assert first_reply["interrupted"] == 1
     heard_words = (first_reply["heard"] or "").split()
