@@ -251,7 +251,7 @@ def test_in_the_echo_room_the_assistant_does_not_hear_itself(
     stored = stored_turns()
     assert [(t["role"], t["interrupted"]) for t in stored] == [("user", 0), ("assistant", 0)]
     assert "dragon" in stored[0]["text"]
-    assert "barge-in" not in log
+    assert "stopping the reply" not in log
 
 
 def test_in_the_echo_room_a_person_talking_over_the_reply_still_interrupts_it(
