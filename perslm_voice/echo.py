@@ -256,10 +256,14 @@ def _fit_block(x: np.ndarray, ref: np.ndarray, taps: int) -> np.ndarray:
     size = 1 << int(np.ceil(np.log2(len(ref) + len(x))))
     corr = np.fft.irfft(np.fft.rfft(ref, size) * np.conj(np.fft.rfft(x, size)), size)[:lags]
     best = int(np.argmax(np.abs(corr)))
-    shifts = [k for k in range(best - taps // 2, best + taps // 2) if 0 <= k < lags]
-    columns = np.stack([ref[k : k + len(x)] for k in shifts], axis=1)
-    weights, *_ = np.linalg.lstsq(columns, x, rcond=None)
-    return x - columns @ weights
+    lo, hi = max(0, best - taps // 2), min(lags, best + taps // 2)
+    shifted = np.lib.stride_tricks.sliding_window_view(ref[lo : hi - 1 + len(x)], len(x))
+    # Least squares through the normal equations (taps x taps), with a whisper of ridge for
+    # a reference too plain to pin every tap down.
+    gram = shifted @ shifted.T
+    gram[np.diag_indices_from(gram)] += gram.trace() * 1e-9
+    weights = np.linalg.solve(gram, shifted @ x)
+    return x - weights @ shifted
 
 
 class EchoReference:
