@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -127,10 +128,25 @@ def run(recording: Path, room: str, env: dict[str, str], home: Path) -> list[dic
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
+# What the people in the recordings say (the person also says digits, heard as figures).
+SAID = (
+    "Tell me a short story about a brave little dragon. What is the capital of France? "
+    "one zero zero zero one nine oh two one oh zero one eight zero three"
+)
+
+
 def is_phantom(user_text: str, replies: list[str]) -> bool:
+    """A user turn made mostly of the assistant's earlier words that nobody in the recording
+    said (so "What is the capital of friends?" is the person misheard, not our echo)."""
     from perslm_voice.echo import echo_score
 
-    return any(echo_score(user_text, reply) >= 0.5 for reply in replies)
+    words = [w for w in re.findall(r"[a-z0-9']+", user_text.lower())]
+    ours = [
+        w
+        for w in words
+        if not w.isdigit() and echo_score(w, SAID) < 1 and echo_score(w, " ".join(replies)) == 1
+    ]
+    return bool(words) and len(ours) / len(words) >= 0.5
 
 
 def main() -> None:
