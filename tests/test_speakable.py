@@ -129,6 +129,29 @@ def test_first_clause_is_handed_out_early_then_whole_sentences():
     ]
 
 
+def test_a_first_piece_without_punctuation_ends_before_a_phrase():
+    """No comma yet: the first piece may end before "because", once a few words are there, and
+    only once that word is whole ("so" is not "some")."""
+    text = "The sky is blue because of a process called Rayleigh scattering. It is so."
+    assert _stream(text) == [
+        "The sky is blue",
+        "because of a process called Rayleigh scattering.",
+        "It is so.",
+    ]
+    stream = SpeakableStream()
+    assert stream.feed("I have some eggs so") == []  # "so" may yet be "soft"
+    assert stream.feed(" boil") == ["I have some eggs"]
+    # Too few words for a piece of their own, or a later piece: whole sentences only.
+    assert _stream("It is in the box because I put it there.") == [
+        "It is in the box",
+        "because I put it there.",
+    ]
+    assert _stream("Yes. The sky is blue because of light.") == [
+        "Yes.",
+        "The sky is blue because of light.",
+    ]
+
+
 def test_abbreviations_do_not_end_sentences():
     assert _stream("Dr. Smith paid 3.5 dollars, e.g. today. Fine.") == [
         "Dr. Smith paid 3.5 dollars,",

@@ -16,6 +16,14 @@ from .base import SENTENCE_END
 
 CODE_NOTE = "The code is shown on screen."
 FIRST_CLAUSE_MIN_WORDS = 2
+FIRST_PHRASE_MIN_WORDS = 4  # a first piece with no punctuation may end before a phrase after this
+# Words that start a phrase a voice may pause before ("The sky is blue | because ..."); "and",
+# "of" and "to" are left out: they join words inside a phrase as often as phrases.
+PHRASE_STARTS = (
+    "because", "but", "so", "which", "that", "who", "when", "where", "while", "if", "although",
+    "since", "until", "unless", "whether", "called", "in", "for", "with", "from", "during",
+    "after", "before", "without",
+)  # fmt: skip
 MAX_PIECE_CHARS = 160  # a piece with no punctuation is cut here, so speech does not wait for it
 # Words after which a full stop does not end a sentence.
 ABBREVIATIONS = {
@@ -23,6 +31,7 @@ ABBREVIATIONS = {
     "mt", "inc", "ltd", "no",
 }  # fmt: skip
 _CLAUSE_END = re.compile(r"(?<=[,;:—–])\s+")
+_PHRASE_START = re.compile(rf"\s+(?=(?:{'|'.join(PHRASE_STARTS)})\s)", re.IGNORECASE)
 CODE_SNIPPET = "a code snippet"
 
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
@@ -261,8 +270,9 @@ class SpeakableStream:
     def _complete_sentences(self) -> list[str]:
         """Hand out the finished sentences of the current line, keep the unfinished rest.
 
-        The first piece of a reply may end at a clause (a comma after a few words), so that
-        speech starts while the rest is still being generated.
+        The first piece of a reply may end at a clause (a comma after a few words), or, with no
+        punctuation yet, before a phrase ("The sky is blue | because ..."), so that speech starts
+        while the rest is still being generated.
         """
         out = []
         while True:
@@ -276,6 +286,12 @@ class SpeakableStream:
                 for match in _CLAUSE_END.finditer(self._line):
                     head = self._line[: match.start()]
                     if len(head.split()) >= FIRST_CLAUSE_MIN_WORDS and _balanced(head):
+                        split_at = match
+                        break
+            if split_at is None and self._emitted + len(out) == 0:
+                for match in _PHRASE_START.finditer(self._line):
+                    head = self._line[: match.start()]
+                    if len(head.split()) >= FIRST_PHRASE_MIN_WORDS and _balanced(head):
                         split_at = match
                         break
             if split_at is None:
