@@ -261,8 +261,14 @@ def _fit_block(x: np.ndarray, ref: np.ndarray, taps: int) -> np.ndarray:
     # Least squares through the normal equations (taps x taps), with a whisper of ridge for
     # a reference too plain to pin every tap down.
     gram = shifted @ shifted.T
-    gram[np.diag_indices_from(gram)] += gram.trace() * 1e-9
-    weights = np.linalg.solve(gram, shifted @ x)
+    trace = float(gram.trace())
+    if trace <= 0.0:  # nothing was playing at any of these delays
+        return x
+    gram[np.diag_indices_from(gram)] += trace * 1e-9
+    try:
+        weights = np.linalg.solve(gram, shifted @ x)
+    except np.linalg.LinAlgError:
+        return x
     return x - weights @ shifted
 
 

@@ -31,6 +31,7 @@ from .memory import Store, default_store_path
 from .ui.console import UI, InteractiveUI, PlainUI, clean_line
 from .voice import (
     BARGE_IN_PRE_ROLL_S,
+    STT_FAILED,
     Listener,
     Speaker,
     open_listener,
@@ -285,7 +286,13 @@ class RealtimeLoop:
             if self._speaker is not None:
                 loading.append(self._speaker.tts_ready)
             await asyncio.gather(*(f for f in loading if f is not None), return_exceptions=True)
-        await listener.run()
+        try:
+            await listener.run()
+        except Exception as exc:  # a bug: say so, and do not wait forever for a recording's end
+            log.exception("listener failed")
+            self._on_source_end(f"voice input failed ({type(exc).__name__}: {exc})")
+            if self.audio_input is not None and self._inputs is not None:
+                self._inputs.put_nowait(None)
 
     def _show_banner(self) -> None:
         assert self.ui is not None
@@ -689,6 +696,9 @@ class RealtimeLoop:
                     heard = await listener.transcribe_recent(since)
                 except PerslmVoiceError:
                     heard = None
+                except Exception:  # a bug must not leave the reply paused for good
+                    log.exception("barge-in: the check failed")
+                    heard = None
                 transcript = heard.transcript if heard is not None else None
                 text = transcript.text.strip() if transcript and not transcript.rejected else ""
                 verified = time.monotonic()
@@ -752,6 +762,9 @@ class RealtimeLoop:
         log.info("heard something, not taken as a turn: %s", reason)
         if "language" in reason:
             self.ui.notice(f"Not understood: {reason}.", "dim")
+        elif reason.startswith(STT_FAILED):
+            detail = reason.removeprefix(STT_FAILED).lstrip(": ")
+            self.ui.notice(f"Not heard: {detail}; please say it again, or type it.")
         if not self._replying():
             self.ui.set_state(State.LISTENING)
 

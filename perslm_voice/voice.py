@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
 BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
 ECHO = "echo of the assistant's own voice"
+STT_FAILED = "speech-to-text failed"  # how a rejection for a failed transcription begins
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,11 @@ class Listener:
             try:
                 heard = await (early or self._transcribe(ended.audio, t0))
             except PerslmVoiceError as exc:
-                self.on_rejected(f"speech-to-text failed: {exc}")
+                self.on_rejected(f"{STT_FAILED}: {exc}")
+                continue
+            except Exception as exc:  # a bug must not end listening: this utterance is lost
+                log.exception("stt: failed on an utterance")
+                self.on_rejected(f"{STT_FAILED}: {type(exc).__name__}: {exc}")
                 continue
             t_ready = time.monotonic()
             transcript = heard.transcript

@@ -159,6 +159,30 @@ def test_speaking_over_the_reply_interrupts_it(
     assert len(users) >= 2 and any(ch.isdigit() for ch in users[1])
 
 
+def test_a_dead_speech_server_is_said_for_each_utterance(run_cli, audio_dir, stored_turns):
+    """Speech-to-text on a server that is not there: each utterance is said to be lost (say it
+    again or type it) in one line, listening goes on, and the recording's end ends the session."""
+    from servers import free_port
+
+    result = run_cli(
+        "--user", "demo", "--input-mode", "voice", "--output-mode", "text",
+        "--audio-input", str(audio_dir / "vosk_test.wav"), input="",
+        env={
+            "PERSLM_VOICE_SPEECH__BACKEND": "openai",
+            "PERSLM_VOICE_SPEECH__BASE_URL": f"http://127.0.0.1:{free_port()}/v1",
+            "OPENAI_API_KEY": "sk-test-not-a-real-key",
+        },
+    )  # fmt: skip
+    out, err = result.stdout.decode(), result.stderr.decode()
+    assert result.returncode == 0, err
+    lost = [line for line in out.splitlines() if line.startswith("Not heard: ")]
+    assert len(lost) == 3, out  # the recording's three digit groups
+    assert "unreachable" in lost[0] and "say it again, or type it" in lost[0]
+    assert "sk-test-not-a-real-key" not in out + err
+    assert "Traceback" not in err
+    assert stored_turns() == []
+
+
 def test_no_microphone_is_said_and_the_session_goes_on_typed(run_cli):
     result = run_cli("--user", "demo", input="Hello there!\n/quit\n")
     out = result.stdout.decode()
