@@ -99,8 +99,8 @@ def test_other_languages_are_flagged_not_answered(tiny, audio_dir, name, languag
 
 
 def test_a_lone_english_word_is_not_taken_for_another_language(tiny, audio_dir):
-    """A person saying "two" (0.4 s): the quick language check calls it Chinese, sure of itself;
-    a clip that short is asked again the slow way, which hears English."""
+    """A person saying "two" (0.4 s): the quick language check, unpadded, calls it Chinese and is
+    sure of it; with silence after it, it hears English (and Chinese stays Chinese, above)."""
     words = load_audio(audio_dir / "english.wav")  # "One, two, three." with pauses between
     two = words[int(0.95 * 16000) : int(1.6 * 16000)]
     result = tiny.transcribe(two)
