@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from perslm_voice.realtime_loop import INTERRUPTED_DASH, INTERRUPTED_NOTE
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -144,7 +146,7 @@ def test_speaking_over_the_reply_interrupts_it(
     soundfile.write(recording, np.concatenate([question, gap, person, gap]), rate)
     result = run_cli(
         "--user", "demo", "--audio-input", str(recording),
-        "--audio-output", str(tmp_path / "reply.wav"), input="",
+        "--audio-output", str(tmp_path / "reply.wav"), "--log-level", "debug", input="",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
     stored = stored_turns()
@@ -157,6 +159,11 @@ def test_speaking_over_the_reply_interrupts_it(
     # What the person said was heard after all, and answered.
     users = [t["text"] for t in stored if t["role"] == "user"]
     assert len(users) >= 2 and any(ch.isdigit() for ch in users[1])
+    # The next prompt holds the reply as far as it was heard, cut off with a dash that the
+    # system message explains.
+    log = result.stderr.decode()
+    assert f"[assistant] {first_reply['heard']}{INTERRUPTED_DASH}\n" in log
+    assert INTERRUPTED_NOTE in log
 
 
 def test_a_dead_speech_server_is_said_for_each_utterance(run_cli, audio_dir, stored_turns):
