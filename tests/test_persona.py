@@ -76,6 +76,29 @@ def test_prompt_holds_profile_facts_recall_and_this_session(store):
     ]
 
 
+def test_the_session_history_keeps_its_start_from_turn_to_turn():
+    """The oldest messages go a few at a time, not one a turn: the prompt's beginning (which
+    llama.cpp has read already) stays the same for several turns, and it never holds more than
+    memory.recent_turns messages."""
+    cfg = config(recent_turns=8)
+    llm = WordCountLLM(cfg.llm)
+    history: list[Message] = []
+    starts = []
+    for i in range(12):
+        messages = build_messages(
+            store=None, user_id="alice", session_id=None, user_text=f"question {i}",
+            config=cfg, llm=llm, history=history,
+        )  # fmt: skip
+        past = messages[1:-1]
+        assert len(past) <= 8 and past == history[len(history) - len(past) :]
+        starts.append(past[0].content if past else None)
+        history += [Message("user", f"question {i}"), Message("assistant", f"answer {i}")]
+    # One exchange a turn: the start moves every second turn once the history is full.
+    changes = sum(a != b for a, b in zip(starts[4:], starts[5:], strict=False))
+    assert changes <= 4, starts
+    assert starts[-1] != starts[4]  # and it does move on
+
+
 def test_interrupted_reply_reads_as_what_was_heard(store):
     cfg = Config()
     session = store.start_session("alice")
