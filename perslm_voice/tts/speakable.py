@@ -166,6 +166,16 @@ def _balanced(text: str) -> bool:
     )
 
 
+def _first_break(line: str, pattern: re.Pattern[str], min_words: int) -> re.Match[str] | None:
+    """The first match of ``pattern`` in ``line`` after at least ``min_words`` words, outside
+    inline code and links."""
+    for match in pattern.finditer(line):
+        head = line[: match.start()]
+        if len(head.split()) >= min_words and _balanced(head):
+            return match
+    return None
+
+
 class SpeakableStream:
     """Feed an LLM reply piece by piece; get speakable sentences as soon as each is complete."""
 
@@ -283,17 +293,9 @@ class SpeakableStream:
                     split_at = match
                     break
             if split_at is None and self._emitted + len(out) == 0:
-                for match in _CLAUSE_END.finditer(self._line):
-                    head = self._line[: match.start()]
-                    if len(head.split()) >= FIRST_CLAUSE_MIN_WORDS and _balanced(head):
-                        split_at = match
-                        break
-            if split_at is None and self._emitted + len(out) == 0:
-                for match in _PHRASE_START.finditer(self._line):
-                    head = self._line[: match.start()]
-                    if len(head.split()) >= FIRST_PHRASE_MIN_WORDS and _balanced(head):
-                        split_at = match
-                        break
+                split_at = _first_break(
+                    self._line, _CLAUSE_END, FIRST_CLAUSE_MIN_WORDS
+                ) or _first_break(self._line, _PHRASE_START, FIRST_PHRASE_MIN_WORDS)
             if split_at is None:
                 if len(self._line) <= MAX_PIECE_CHARS:
                     return out
