@@ -46,6 +46,7 @@ ECHO_MAX_DELAY_S = 0.5  # the longest speakers-to-microphone delay the echo meas
 ECHO_FIT_TAPS = 32  # the filter that stands for speakers and room (2 ms at 16 kHz)
 ECHO_FIT_BLOCK = SAMPLE_RATE_HZ // 4  # each quarter second is fitted with its own delay
 ECHO_RESIDUAL_MAX = 0.3  # sound that our voice explains but for this share is our echo
+ECHO_MIN_SAMPLES = SAMPLE_RATE_HZ // 10  # the sound check says "echo" on 0.1 s of sound or more
 SOMEONE_ELSE_MIN = 0.5  # sound more than half of which is not our voice is someone talking
 WORD_MATCH_MIN_LEN = 5  # shorter words count as ours only when spelled the same ("one": "once")
 AEC_BLOCK = SAMPLE_RATE_HZ // 100  # WebRTC's audio processing works on 10 ms blocks
@@ -272,6 +273,12 @@ def _fit_block(x: np.ndarray, ref: np.ndarray, taps: int) -> np.ndarray:
     return x - weights @ shifted
 
 
+def is_our_echo(samples: int, not_ours: float | None) -> bool:
+    """Sound of ``samples`` samples, ``not_ours`` of whose energy our voice does not explain (None:
+    nothing we played could be in it), is our own echo."""
+    return samples >= ECHO_MIN_SAMPLES and not_ours is not None and not_ours < ECHO_RESIDUAL_MAX
+
+
 class EchoReference:
     """What the speakers played lately, on the microphone's timeline: for ``remove_echo``."""
 
@@ -290,10 +297,9 @@ class EchoReference:
 
     def explains(self, mic: np.ndarray, t0: float) -> bool:
         """True when ``mic`` (captured from monotonic time ``t0`` on) is our own echo."""
-        if len(mic) < SAMPLE_RATE_HZ // 10:
+        if len(mic) < ECHO_MIN_SAMPLES:
             return False
-        share = self.separate(mic, t0)[1]
-        return share is not None and share < ECHO_RESIDUAL_MAX
+        return is_our_echo(len(mic), self.separate(mic, t0)[1])
 
     def separate(self, mic: np.ndarray, t0: float) -> tuple[np.ndarray, float | None]:
         """``mic`` (int16, captured from ``t0`` on) with our voice taken out, and the share of its

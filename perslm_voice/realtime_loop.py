@@ -22,7 +22,7 @@ from typing import Any
 
 from . import logs
 from .config import Config, VoiceSettings, load_config
-from .echo import SOMEONE_ELSE_MIN
+from .echo import SOMEONE_ELSE_MIN, is_our_echo
 from .errors import LLMError, PerslmVoiceError, StoreError
 from .events import Source, State, UserText
 from .llm import LLM, Message, stream_async
@@ -30,7 +30,6 @@ from .llm.fallback import build_llm
 from .memory import Store, default_store_path
 from .ui.console import UI, InteractiveUI, PlainUI, clean_line
 from .voice import (
-    BARGE_IN_PRE_ROLL_S,
     STT_FAILED,
     Listener,
     Speaker,
@@ -676,7 +675,7 @@ class RealtimeLoop:
     async def _check_barge_in(self, t_start: float) -> None:
         """Speech while we talk, and our voice may be its source: silence at once, listen, decide.
 
-        A sound that what we played explains (``Listener.explained_by_echo``) is our echo and is
+        A sound that what we played explains (``Listener.hear_recent``) is our echo and is
         let be, with no pause. Otherwise the reply is paused (so a real barge-in is silenced
         within milliseconds), the first fraction of a second of the speech is transcribed, and if
         it is mostly our own words the reply resumes; otherwise this is the user, and the reply is interrupted. While that
@@ -690,7 +689,8 @@ class RealtimeLoop:
         first = True
         since = t_start
         while self._replying() and self._last_turn is not None:
-            if listener.explained_by_echo(since - BARGE_IN_PRE_ROLL_S):
+            audio, not_ours = listener.hear_recent(since)
+            if is_our_echo(len(audio), not_ours):
                 # The sound is what we are playing, come back: no need to pause or transcribe.
                 log.info("echo: the sound heard is our own voice")
             else:
@@ -699,7 +699,7 @@ class RealtimeLoop:
                 paused = first
                 silenced = speaker.pause() if paused else None
                 try:
-                    heard = await listener.transcribe_recent(since)
+                    heard = await listener.transcribe_heard(audio, not_ours)
                 except PerslmVoiceError:
                     heard = None
                 except Exception:  # a bug must not leave the reply paused for good

@@ -129,24 +129,24 @@ class Listener:
             if f.t_capture > since and (until is None or f.t_capture <= until)
         ]
 
-    def explained_by_echo(self, since: float, until: float | None = None) -> bool:
-        """The sound heard between ``since`` and ``until`` (default: now) is our own voice."""
-        if self.echo_reference is None:
-            return False
-        frames = self._heard(since, until)
-        if not frames:
-            return False
-        t0 = frames[0].t_capture - len(frames[0].samples) / frames[0].sample_rate_hz
-        return self.echo_reference.explains(np.concatenate([f.samples for f in frames]), t0)
-
-    async def transcribe_recent(self, since: float) -> Heard:
-        """Speech-to-text of the audio since ``since`` (our voice taken out): is a barge-in
-        candidate the user?"""
+    def hear_recent(self, since: float) -> tuple[np.ndarray, float | None]:
+        """The audio heard since ``since`` (with the pre-roll) with our voice taken out, and the
+        share of it that is not our voice (None when nothing we played can be in it, or the
+        sound check is off): for a barge-in candidate."""
         frames = self._heard(since - BARGE_IN_PRE_ROLL_S)
         if not frames:
-            return await self._transcribe(np.zeros(0, np.int16))
+            return np.zeros(0, np.int16), None
+        audio = np.concatenate([f.samples for f in frames])
+        if self.echo_reference is None:
+            return audio, None
         t0 = frames[0].t_capture - len(frames[0].samples) / frames[0].sample_rate_hz
-        return await self._transcribe(np.concatenate([f.samples for f in frames]), t0)
+        return self.echo_reference.separate(audio, t0)
+
+    async def transcribe_heard(self, audio: np.ndarray, not_ours: float | None) -> Heard:
+        """Speech-to-text of what ``hear_recent`` gave: is a barge-in candidate the user?"""
+        await self.stt_ready
+        transcript = await asyncio.to_thread(self.stt.transcribe, audio, self.language)
+        return Heard(transcript, not_ours)
 
     def heard_echo(self, text: str, t_speech_start: float, min_new_words: int = 1) -> bool:
         """True when ``text``, heard from ``t_speech_start`` on, is mostly our own recent words
