@@ -143,6 +143,7 @@ class RealtimeLoop:
         self._inputs: asyncio.Queue[UserText | None] | None = None
         self._reply_task: asyncio.Task[None] | None = None
         self._draft: Draft | None = None
+        self._prefill_task: asyncio.Task[None] | None = None
         self._llm: LLM | None = None
         self._llm_ready: asyncio.Future[None] | None = None
         self._store: Store | None = None
@@ -237,7 +238,10 @@ class RealtimeLoop:
         self._llm_ready.add_done_callback(self._llm_loaded)
 
     def _llm_loaded(self, future: asyncio.Future[None]) -> None:
-        if future.cancelled() or future.exception() is None:
+        if future.cancelled():
+            return
+        if future.exception() is None:
+            self._prefill_next()
             return
         assert self.ui is not None
         self.ui.notice(f"The language model cannot start: {future.exception()}", "red")
@@ -327,6 +331,8 @@ class RealtimeLoop:
         assert self.ui is not None
         self.ui.stop_input()
         self._drop_draft()
+        if self._prefill_task is not None:
+            self._prefill_task.cancel()
         if self._reply_task is not None and not self._reply_task.done():
             self._reply_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -529,6 +535,27 @@ class RealtimeLoop:
         self.ui.set_state(State.LISTENING)
         if self.config.interaction.show_timings and not turn.interrupted:
             self._show_timings(turn)
+        self._prefill_next()
+
+    def _prefill_next(self) -> None:
+        """Have the model read the next prompt as far as it is known (the system message and this
+        session's history) now, while the user has yet to speak: the reply then reads only the
+        user's words (LLM.prefill)."""
+        ready = self._llm_ready
+        if self._llm is None or ready is None or not ready.done() or ready.cancelled():
+            return
+        if ready.exception() is not None:
+            return
+        llm = self._llm
+
+        async def prefill() -> None:
+            try:
+                messages = await asyncio.to_thread(self._build_messages, "")
+                await asyncio.to_thread(llm.prefill, messages[:-1])
+            except Exception as exc:  # only a head start is lost: the reply reads it all
+                log.debug("llm: reading the next prompt ahead failed: %s", exc)
+
+        self._prefill_task = asyncio.create_task(prefill(), name="prefill")
 
     def _say_piece(self, turn: TurnRecord, piece: str, speak: bool = True) -> None:
         assert self.ui is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -38,6 +39,22 @@ def test_piped_question_streams_a_reply_and_stores_both_turns(run_cli, isolated_
     assert turns[0] == ("user", "What is the capital of France?", "keyboard")
     assert turns[1][0] == "assistant" and turns[1][1].strip()
     assert turns[1][1].split()[0] in reply  # what was shown is what was stored
+
+
+def test_the_next_prompt_is_read_before_the_user_speaks(run_cli, isolated_home, tmp_path):
+    log_file = tmp_path / "session.log"
+    result = run_cli(
+        "--user", "demo", "--log-level", "debug", "--log-file", str(log_file),
+        input="Hello!\nWhat is two plus two?\n/quit\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    # Once when the model is ready (the system message), then after each turn (and its history).
+    read = [
+        int(n)
+        for n in re.findall(r"read the next prompt's first (\d+) tokens", log_file.read_text())
+    ]
+    assert len(read) >= 2, log_file.read_text()
+    assert max(read) > min(read)
 
 
 def test_end_of_input_ends_the_session_with_exit_0(run_cli, isolated_home):

@@ -54,6 +54,11 @@ class LLM(ABC):
         Blocking: the loop runs it in a thread. Raises LLMError when the model cannot answer.
         """
 
+    def prefill(self, messages: list[Message]) -> None:
+        """Read ``messages``, the start of the next prompt (all but the user's coming text), ahead
+        of time, so that the reply to that text begins sooner. Blocking; backends without a prompt
+        cache of their own keep this no-op."""
+
     def close(self) -> None:
         """Release the model."""
 

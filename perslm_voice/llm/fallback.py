@@ -106,6 +106,10 @@ class FallbackLLM(LLM):
         if not cancel.is_set():
             yield from self.fallback().stream(messages, cancel)
 
+    def prefill(self, messages: list[Message]) -> None:
+        # The embedded model answers while the server is down: its prompt is the one worth reading.
+        (self.fallback() if self.using_fallback else self.primary).prefill(messages)
+
     def close(self) -> None:
         self.primary.close()
         if self._fallback is not None:

