@@ -1,5 +1,11 @@
 """Builds each reply's prompt from the profile, the user's facts, recalled past turns and this session.
 
+The prompt is laid out so that it starts the same from one turn to the next: the system message
+(profile, facts in the order they were told, the note on interruptions) and this session's history
+come first, and what depends on the question (the turns recalled from earlier sessions) comes with
+the question, in the last message. A model server that keeps the prompt it has read (llama.cpp)
+then reads only the end of it again (``LLM.prefill`` reads that start before the user speaks).
+
 Everything fits a token budget: ``memory.prompt_token_budget`` and the model's context window
 less the reply's ``llm.max_tokens``. When it does not fit, the oldest turns of this session go
 first, then the least relevant recalled turns, then facts; the user's current text is never
@@ -79,16 +85,24 @@ def render_system(config: Config, plan: PromptPlan, interrupted_note: str | None
     name = plan.profile.name_to_use
     parts = [config.llm.system_prompt.strip(), " ".join(_profile_lines(plan.profile))]
     if plan.facts:
-        listed = "\n".join(f"- {f.text}" for f in plan.facts)
+        # In the order they were told, not by relevance: the message stays the same whatever
+        # the question (relevance decides only which facts a tight budget keeps).
+        listed = "\n".join(f"- {f.text}" for f in sorted(plan.facts, key=lambda f: f.id))
         parts.append(f"{FACTS_HEADER.format(name=name)}\n{listed}")
-    if plan.recalled:
-        said = "\n".join(
-            f"- {'You' if r.role == 'assistant' else name} said: {r.text}" for r in plan.recalled
-        )
-        parts.append(f"{RECALLED_HEADER}\n{said}")
     if interrupted_note:
         parts.append(interrupted_note.strip())
     return "\n\n".join(p for p in parts if p)
+
+
+def render_question(plan: PromptPlan) -> str:
+    """The last message: the turns recalled for this question (if any), then the question."""
+    if not plan.recalled:
+        return plan.user_text
+    name = plan.profile.name_to_use
+    said = "\n".join(
+        f"- {'You' if r.role == 'assistant' else name} said: {r.text}" for r in plan.recalled
+    )
+    return f"{RECALLED_HEADER}\n{said}\n\n{plan.user_text}"
 
 
 def _history_from_store(store: Store, user_id: str, session_id: int, limit: int) -> list[Message]:
@@ -217,8 +231,9 @@ def build_messages(
     interrupted_note: str | None = None,
     history: Sequence[Message] | None = None,
 ) -> list[Message]:
-    """The messages for the model's next reply: system (profile, facts, recalled), this
-    session's recent turns, then the user's text. Logged in full at debug level."""
+    """The messages for the model's next reply: system (profile, facts), this session's recent
+    turns, then the turns recalled for the user's text with that text. Logged in full at debug
+    level."""
     plan = plan_prompt(
         store=store,
         user_id=user_id,
@@ -233,7 +248,7 @@ def build_messages(
     messages = [
         Message("system", render_system(config, plan, interrupted_note)),
         *plan.history,
-        Message("user", plan.user_text),
+        Message("user", render_question(plan)),
     ]
     if log.isEnabledFor(logging.DEBUG):
         shown = "\n".join(f"[{m.role}] {m.content}" for m in messages)

@@ -66,14 +66,43 @@ def test_prompt_holds_profile_facts_recall_and_this_session(store):
     assert messages[0].role == "system"
     assert system.startswith(cfg.llm.system_prompt)
     for expected in ("Alice", "Address them as Ali", "French", "Be cheerful.", "units: metric",
-                     "My favourite colour is teal.", "kayak trip to Norway"):  # fmt: skip
+                     "My favourite colour is teal."):  # fmt: skip
         assert expected in system
     assert "Sweden" not in system and "Hello there" not in system
-    assert [(m.role, m.content) for m in messages[1:]] == [
+    assert [(m.role, m.content) for m in messages[1:-1]] == [
         ("user", "Hello there"),
         ("assistant", "Hi Ali!"),
-        ("user", text),
     ]
+    # What was recalled for the question comes with it, the question last.
+    question = messages[-1]
+    assert question.role == "user" and question.content.endswith(f"\n\n{text}")
+    assert "Ali said: I am planning a kayak trip to Norway" in question.content
+    assert "kayak" not in system and "Sweden" not in question.content
+
+
+def test_the_prompt_starts_the_same_whatever_the_question(store):
+    """Recall and the relevance of facts change with the question; the system message and the
+    history do not, so the model's cache of what it has read holds for the next question."""
+    cfg = Config()
+    llm = WordCountLLM(cfg.llm)
+    store.add_fact("alice", "My favourite colour is teal.")
+    store.add_fact("alice", "My dog is called Rex.")
+    past = store.start_session("alice")
+    store.add_turn(past, "alice", "user", "I am planning a kayak trip to Norway")
+    store.add_turn(past, "alice", "user", "Rex loves long walks in the forest")
+    now = store.start_session("alice")
+    store.add_turn(now, "alice", "user", "Hello there")
+    store.add_turn(now, "alice", "assistant", "Hi!")
+    prompts = [
+        build_messages(
+            store=store, user_id="alice", session_id=now, user_text=text, config=cfg, llm=llm
+        )  # fmt: skip
+        for text in ("Where does my kayak trip go?", "What does my dog Rex love?")
+    ]
+    assert prompts[0][:-1] == prompts[1][:-1]
+    assert "Norway" in prompts[0][-1].content and "forest" in prompts[1][-1].content
+    system = prompts[0][0].content
+    assert system.index("teal") < system.index("Rex")  # as told, whatever the question
 
 
 def test_the_session_history_keeps_its_start_from_turn_to_turn():
@@ -125,7 +154,8 @@ def test_budget_trims_oldest_history_then_recalled_and_keeps_the_question(store)
     messages = build_messages(store=store, user_id="alice", session_id=now,
                               user_text="What about my gardens?", config=cfg, llm=llm)  # fmt: skip
     assert prompt_tokens(llm, messages) <= 150
-    assert messages[-1] == Message("user", "What about my gardens?")
+    assert messages[-1].role == "user"
+    assert messages[-1].content.endswith("\n\nWhat about my gardens?")  # after what it recalled
     history = [m.content for m in messages[1:-1]]
     assert history and history[-1].startswith("turn 29")  # the newest stay
     assert not any(h.startswith("turn 0 ") for h in history)
