@@ -143,9 +143,10 @@ class Listener:
         return self.echo_reference.separate(audio, t0)
 
     async def transcribe_heard(self, audio: np.ndarray, not_ours: float | None) -> Heard:
-        """Speech-to-text of what ``hear_recent`` gave: is a barge-in candidate the user?"""
+        """Speech-to-text of what ``hear_recent`` gave: is a barge-in candidate the user? Only
+        the words count here (``STT.transcribe_words``): the turn itself is transcribed fully."""
         await self.stt_ready
-        transcript = await asyncio.to_thread(self.stt.transcribe, audio, self.language)
+        transcript = await asyncio.to_thread(self.stt.transcribe_words, audio, self.language)
         return Heard(transcript, not_ours)
 
     def heard_echo(self, text: str, t_speech_start: float, min_new_words: int = 1) -> bool:

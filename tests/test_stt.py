@@ -98,6 +98,17 @@ def test_other_languages_are_flagged_not_answered(tiny, audio_dir, name, languag
         )
 
 
+def test_words_for_a_barge_in_check_skip_the_language_check(tiny, audio_dir):
+    """Someone talking over the reply interrupts it in any language: the check needs the words,
+    not the 0.2-1 s language check that keeps other languages from becoming a turn."""
+    if not tiny.language_check:
+        pytest.skip("the multilingual checker (whisper-base extra) is not installed")
+    french = load_audio(audio_dir / "french.aiff")
+    assert tiny.transcribe(french).rejected.startswith("language 'fr'")
+    words = tiny.transcribe_words(french)
+    assert words.text.strip() and not (words.rejected or "").startswith("language")
+
+
 def test_a_lone_english_word_is_not_taken_for_another_language(tiny, audio_dir):
     """A person saying "two" (0.4 s): the quick language check, unpadded, calls it Chinese and is
     sure of it; with silence after it, it hears English (and Chinese stays Chinese, above)."""

@@ -39,6 +39,15 @@ class STT(ABC):
         that is not to be trusted has ``rejected`` set (and is never a turn).
         """
 
+    def transcribe_words(
+        self, audio_int16_16k: np.ndarray, language: str | None = None
+    ) -> Transcript:
+        """The words of ``audio`` for a decision that needs only them (is someone talking over
+        the reply?), as fast as the backend can: the checks that keep invented words out of a
+        turn, such as the language check, may be skipped. Backends without such checks keep
+        this: it is ``transcribe``."""
+        return self.transcribe(audio_int16_16k, language)
+
     def close(self) -> None:
         """Release the model."""
 

@@ -124,6 +124,18 @@ class FasterWhisperSTT(STT):
         return checker
 
     def transcribe(self, audio_int16_16k: np.ndarray, language: str | None = None) -> Transcript:
+        return self._transcribe(audio_int16_16k, language, check_language=True)
+
+    def transcribe_words(
+        self, audio_int16_16k: np.ndarray, language: str | None = None
+    ) -> Transcript:
+        """Without the language check: a barge-in needs to know that someone talks, not in
+        which language (the check costs 0.2-1 s while the reply is being written and spoken)."""
+        return self._transcribe(audio_int16_16k, language, check_language=False)
+
+    def _transcribe(
+        self, audio_int16_16k: np.ndarray, language: str | None, *, check_language: bool
+    ) -> Transcript:
         self.load()
         prepared = whisper_input(
             audio_int16_16k,
@@ -139,7 +151,8 @@ class FasterWhisperSTT(STT):
             text = " ".join(s.text for s in segments if s.text).strip()
             rejected = judge(segments, self.config)
             not_speech = bool(rejected) and rejected.startswith("not speech")
-            if self._checker is not None and not not_speech and self._doubtful(segments):
+            checked = check_language and self._checker is not None
+            if checked and not not_speech and self._doubtful(segments):
                 heard = self._detect_language(audio)
                 if heard is not None and heard != "en":
                     detected = heard
@@ -271,12 +284,11 @@ class FasterWhisperSTT(STT):
             short = len(audio) < QUICK_CHECK_MIN_S * SAMPLE_RATE_HZ
             language, probability = self._quick_language(audio, QUICK_CHECK_PAD_S if short else 0)
             log.debug("stt: quick language check heard %s (p=%.2f)", language, probability)
-            if language == "en" or probability >= QUICK_CHECK_SURE_PROB:
-                return (
-                    None if language != "en" and probability < LANGUAGE_CHECK_MIN_PROB else language
-                )
-            # Unsure: ask again the slow way, on the padded 30 s window.
-            language, probability, _ = self._checker.detect_language(audio)
+            if not short and language != "en" and probability < QUICK_CHECK_SURE_PROB:
+                # Unsure: ask again with the silence after it. On the recordings and test
+                # voices this agrees with Whisper's full 30 s window at a quarter of its cost
+                # (about 190 ms against 690 ms for base on 2 idle cores).
+                language, probability = self._quick_language(audio, QUICK_CHECK_PAD_S)
         except (
             Exception
         ) as exc:  # the check is a safeguard: a failure keeps the transcript's verdict
