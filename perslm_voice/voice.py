@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
 BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
+SYNTHESIS_AHEAD_S = (
+    3.0  # the next sentence is synthesized once less voice than this is left to play
+)
 ECHO = "echo of the assistant's own voice"
 STT_FAILED = "speech-to-text failed"  # how a rejection for a failed transcription begins
 
@@ -341,6 +344,8 @@ class Speaker:
         self._spoken: list[str] = []
         self._held: list[Any] = []  # synthesized, not yet handed to the player
         self._released = True
+        self._queued_until = 0.0  # when the voice handed to the player will have been played
+        self._paused_at = 0.0
         self.speaking = False
         self.spoken = SpokenLog()  # what was played lately, for the echo check
         loop = asyncio.get_running_loop()
@@ -371,6 +376,7 @@ class Speaker:
         self._spoken = []
         self._held = []
         self._released = not hold
+        self._queued_until = 0.0
         self.speaking = True
         self._task = asyncio.create_task(self._synthesize(voice, streaming), name="tts")
 
@@ -387,9 +393,23 @@ class Speaker:
         self.speaking = False
 
     def _play_held(self) -> None:
+        now = time.monotonic()
         for chunk in self._held:
             self.player.enqueue(chunk)
+            duration_s = len(chunk.samples) / chunk.sample_rate_hz
+            self._queued_until = max(self._queued_until, now) + duration_s
         self._held = []
+
+    async def _wait_for_room(self) -> None:
+        """Keep the synthesis a few seconds ahead of the voice, not a whole reply ahead.
+
+        Piper writes a sentence 15-30 times faster than it is said: left alone, it synthesizes
+        the whole reply in its first seconds, on the cores that the barge-in check and the next
+        utterance's speech-to-text need right then (a user talking over a long reply waited 2.3 s
+        for the transcript). What it would have made ahead is lost on a barge-in anyway."""
+        ahead_s = self._queued_until - time.monotonic()
+        if self._released and ahead_s > SYNTHESIS_AHEAD_S:
+            await asyncio.sleep(ahead_s - SYNTHESIS_AHEAD_S)
 
     def feed(self, piece: str) -> None:
         for sentence in self._stream.feed(piece):
@@ -412,11 +432,13 @@ class Speaker:
     def pause(self) -> float:
         """Go quiet at once (a barge-in candidate is being checked); return when it went quiet."""
         self.player.pause()
-        return time.monotonic()
+        self._paused_at = time.monotonic()
+        return self._paused_at
 
     def resume(self) -> None:
         """The candidate was our own echo: go on speaking where pause() cut."""
         self.player.resume()
+        self._queued_until += time.monotonic() - self._paused_at
 
     def interrupt(self) -> str:
         """Silence at once and drop what is queued; return the text the user actually heard."""
@@ -433,6 +455,8 @@ class Speaker:
             self.on_failure(str(exc))
             return
         while (sentence := await self._sentences.get()) is not None:
+            if streaming:
+                await self._wait_for_room()
             started = time.monotonic()
             try:
                 chunks = await asyncio.to_thread(
