@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
@@ -11,7 +13,11 @@ from typing import Any, Literal
 
 from ..config import LLMConfig
 
+log = logging.getLogger(__name__)
+
 Role = Literal["system", "user", "assistant"]
+LOOP_REPEATS = 3  # the same sentence this many times in a row: the model is looping
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass(frozen=True)
@@ -66,10 +72,20 @@ class LLM(ABC):
 _DONE = object()
 
 
+def is_looping(text: str) -> bool:
+    """True when ``text`` ends with the same complete sentence said ``LOOP_REPEATS`` times in a
+    row: a small model stuck ("I'm sorry. I'm sorry. I'm sorry. ..." up to llm.max_tokens, half
+    a minute of voice)."""
+    sentences = [s.strip().lower() for s in _SENTENCE_END.split(text.strip())][:-1]
+    last = sentences[-LOOP_REPEATS:]
+    return len(last) == LOOP_REPEATS and len(set(last)) == 1
+
+
 async def stream_async(
     llm: LLM, messages: list[Message], cancel: threading.Event
 ) -> AsyncIterator[str]:
-    """Run ``llm.stream`` in a thread and hand its pieces to the event loop as they come.
+    """Run ``llm.stream`` in a thread and hand its pieces to the event loop as they come; a
+    reply that loops (``is_looping``) ends where its sentence begins for the fourth time.
 
     Leaving the ``async for`` early (or being cancelled) sets ``cancel`` so the thread stops.
     """
@@ -88,6 +104,7 @@ async def stream_async(
             loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
     loop.run_in_executor(None, produce)
+    text = ""
     try:
         while True:
             item = await queue.get()
@@ -95,6 +112,10 @@ async def stream_async(
                 break
             if isinstance(item, BaseException):
                 raise item
+            text += item
+            if is_looping(text):
+                log.info("llm: the reply says the same sentence over and over; it ends here")
+                break
             yield item
     finally:
         # The thread sees this at its next piece; backends serialise generations themselves.
