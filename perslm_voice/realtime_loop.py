@@ -541,12 +541,11 @@ class RealtimeLoop:
         """Have the model read the next prompt as far as it is known (the system message and this
         session's history) now, while the user has yet to speak: the reply then reads only the
         user's words (LLM.prefill)."""
-        ready = self._llm_ready
-        if self._llm is None or ready is None or not ready.done() or ready.cancelled():
+        ready, llm = self._llm_ready, self._llm
+        if llm is None or ready is None or not ready.done() or ready.cancelled():
             return
-        if ready.exception() is not None:
+        if ready.exception() is not None:  # said when it failed
             return
-        llm = self._llm
 
         async def prefill() -> None:
             try:

@@ -56,9 +56,7 @@ log = logging.getLogger(__name__)
 
 RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
 BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
-SYNTHESIS_AHEAD_S = (
-    3.0  # the next sentence is synthesized once less voice than this is left to play
-)
+SYNTHESIS_AHEAD_S = 3.0  # the next sentence is synthesized once less is left to play
 ECHO = "echo of the assistant's own voice"
 STT_FAILED = "speech-to-text failed"  # how a rejection for a failed transcription begins
 
