@@ -68,6 +68,8 @@ INTERRUPTED_NOTE = (
 )
 ECHO_RECHECK_S = 0.5  # while speech that began as our echo goes on, check it again this often
 ECHO_RECHECK_WINDOW_S = 1.2  # ... on its latest audio
+HOLD_RECHECK_S = 0.3  # someone else's sound with no words yet: stay quiet, listen this much more
+HOLD_RECHECKS = 2  # ... at most this many times, then the reply goes on
 
 
 @dataclass
@@ -708,22 +710,31 @@ class RealtimeLoop:
         utterance goes on (our echo keeps it open) its latest second is checked again, so a user
         who starts talking inside our echo still interrupts (a recheck needs three words that are
         not ours: a second of our echo is misheard more often than half a second of it; and as the
-        reply was not paused, the decision is the detection).
+        reply was not paused, the decision is the detection). A sound mostly not ours that gives
+        no words yet keeps the reply quiet while it is heard again, twice at most, on all of it.
         """
         assert self._listener is not None and self._speaker is not None
         listener, speaker = self._listener, self._speaker
         first = True
         since = t_start
+        held: tuple[float, float] | None = None  # (detected, silenced): kept quiet to listen on
+        holds = 0
         while self._replying() and self._last_turn is not None:
             audio, not_ours = listener.hear_recent(since)
             if is_our_echo(len(audio), not_ours):
                 # The sound is what we are playing, come back: no need to pause or transcribe.
                 log.info("echo: the sound heard is our own voice")
+                if held is not None:
+                    speaker.resume()
+                    held = None
             else:
                 marks = self._last_turn.marks
-                detected = time.monotonic()
-                paused = first
-                silenced = speaker.pause() if paused else None
+                paused = first or held is not None
+                if held is not None:
+                    detected, silenced = held
+                else:
+                    detected = time.monotonic()
+                    silenced = speaker.pause() if paused else None
                 try:
                     heard = await listener.transcribe_heard(audio, not_ours)
                 except PerslmVoiceError:
@@ -749,6 +760,17 @@ class RealtimeLoop:
                     marks["barge_in_verified"] = verified
                     self._barge_in("voice", t_start)
                     return
+                if someone_else and not text and paused and holds < HOLD_RECHECKS:
+                    # Mostly not our voice, and no words in its first fraction of a second yet
+                    # (a person's first syllables often give Whisper none): listen on, quiet,
+                    # rather than talk over them until the next check.
+                    holds += 1
+                    held = (detected, silenced)
+                    first = False
+                    log.info("barge-in: someone else's sound, no words yet; listening on")
+                    await asyncio.sleep(HOLD_RECHECK_S)
+                    if listener.endpointer.in_speech:
+                        continue
                 log.info(
                     "echo: not (yet) a barge-in (%r, checked in %.0f ms)",
                     text,
@@ -756,6 +778,7 @@ class RealtimeLoop:
                 )
                 if paused:
                     speaker.resume()
+                held = None
             first = False
             await asyncio.sleep(ECHO_RECHECK_S)
             if not listener.endpointer.in_speech:
