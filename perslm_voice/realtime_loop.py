@@ -539,14 +539,19 @@ class RealtimeLoop:
             self._show_timings(turn)
         self._prefill_next()
 
+    def _llm_is_ready(self) -> bool:
+        """The model has loaded (a failed load was said when it failed)."""
+        ready = self._llm_ready
+        if self._llm is None or ready is None or not ready.done() or ready.cancelled():
+            return False
+        return ready.exception() is None
+
     def _prefill_next(self) -> None:
         """Have the model read the next prompt as far as it is known (the system message and this
         session's history) now, while the user has yet to speak: the reply then reads only the
         user's words (LLM.prefill)."""
-        ready, llm = self._llm_ready, self._llm
-        if llm is None or ready is None or not ready.done() or ready.cancelled():
-            return
-        if ready.exception() is not None:  # said when it failed
+        llm = self._llm
+        if llm is None or not self._llm_is_ready():
             return
 
         async def prefill() -> None:
@@ -613,16 +618,11 @@ class RealtimeLoop:
 
     def _on_early_text(self, text: UserText) -> None:
         """The early transcript of an utterance that may be over: start its reply, unheard."""
-        ready = self._llm_ready
         if (
             self._replying()
             or self._draft is not None
             or (self._inputs is not None and not self._inputs.empty())
-            or self._llm is None
-            or ready is None
-            or not ready.done()
-            or ready.cancelled()
-            or ready.exception() is not None
+            or not self._llm_is_ready()
         ):
             return
         from .memory.intents import match_memory_intent
