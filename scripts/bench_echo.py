@@ -51,7 +51,7 @@ def speech(text: str, out: Path) -> np.ndarray:
 
 
 def load(path: Path) -> np.ndarray:
-    from perslm_voice.tts.base import resample
+    from perslm_voice.audio.resample import resample
 
     data, rate = sf.read(str(path), dtype="int16", always_2d=True)
     return resample(data.mean(axis=1).astype(np.int16), rate, RATE_HZ)

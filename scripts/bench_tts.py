@@ -106,7 +106,7 @@ def bench_stop(buffer_samples: int, repeat: int) -> dict[str, float]:
             os.environ["SDL_DISKAUDIOFILE"] = str(raw)
             player = PygamePlayer(buffer_samples=buffer_samples, sample_rate_hz=rate_hz)
             started: list[float] = []
-            player.on_first_audio = started.append
+            player.follow(on_first_audio=started.append)
             t_open = time.monotonic()
             player.start()
             time.sleep(0.2)

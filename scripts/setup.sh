@@ -41,15 +41,34 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 
-# 3. The project. A stamp of pyproject.toml and the extras skips pip when nothing changed.
+# 3. llama.cpp compiles from source. On x86-64 it is built portable (AVX2, no AMX): a
+#    -march=native build uses AMX tiles where the CPU has them, and where the kernel does not
+#    grant them (containers, some VMs) the first reply dies with a general protection fault.
+#    The wheel is kept in the user's cache, so a new .venv (CI's clean clone) reuses it.
+LLAMA_SPEC="llama-cpp-python==0.3.36"
+llama_flags=""
+if [ "$(uname -m)" = x86_64 ]; then
+  llama_flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+  llama_flags="$llama_flags -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+fi
+wheels="${XDG_CACHE_HOME:-$HOME/.cache}/perslm-voice/wheels/$(printf '%s %s' "$LLAMA_SPEC" "$llama_flags" | sha256sum | cut -c1-12)"
+
+# 4. The project. A stamp of pyproject.toml, the extras and the llama.cpp build skips pip when
+#    nothing changed.
 stamp=".venv/.perslm-voice-$want"
-digest="$(sha256sum < pyproject.toml | cut -c1-16)-$extras-${PERSLM_VOICE_SKIP_TORCH:-}"
+digest="$(sha256sum < pyproject.toml | cut -c1-16)-$extras-${PERSLM_VOICE_SKIP_TORCH:-}-$(basename "$wheels")"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   say "installing Python packages into .venv (the first time builds llama.cpp: about 5 minutes)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  # llama.cpp compiles from source; use every core for it.
-  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc 2>/dev/null || echo 2)" \
-    .venv/bin/python -m pip install -q -e ".[$extras]"
+  if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    say "building llama.cpp ($LLAMA_SPEC${llama_flags:+, portable x86-64 build})"
+    mkdir -p "$wheels"
+    # Every core for the compiler; no pip cache, or a native build cached earlier comes back.
+    CMAKE_ARGS="$llama_flags" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc 2>/dev/null || echo 2)" \
+      .venv/bin/python -m pip wheel -q --no-deps --no-cache-dir -w "$wheels" "$LLAMA_SPEC"
+  fi
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheels"/llama_cpp_python-*.whl
+  .venv/bin/python -m pip install -q -e ".[$extras]"
   if [ "$want" = test ] && [ "${PERSLM_VOICE_SKIP_TORCH:-}" != 1 ]; then
     # The openai-whisper backend is tested with real (converted) weights. Its torch is pinned to
     # the CPU build this machine kind keeps on disk; elsewhere set PERSLM_VOICE_SKIP_TORCH=1 to

@@ -174,3 +174,17 @@ def test_python_api_start_blocks_and_stop_is_idempotent(isolated_home):
     loop.stop()  # after the end too
     os.close(write_end)
     stdin.close()
+
+
+def test_the_readme_observer_example_runs_as_it_is(tmp_path, isolated_home):
+    """The event API's example in the README is real: run it, as a reader would paste it."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Observers") :]
+    code = section[section.index("```python") + len("```python") : section.index("```\n\n")]
+    script = tmp_path / "observer.py"
+    script.write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr
+    assert "timing marks]" in done.stdout and len(done.stdout.split("[")[0].strip()) > 0

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perslm_voice.audio.capture import FileSource
+from perslm_voice.audio.resample import resample
 from perslm_voice.audio.wav_sink import WavSink
 from perslm_voice.echo import (
     EchoRoom,
@@ -25,7 +26,6 @@ from perslm_voice.echo import (
 )
 from perslm_voice.errors import UsageError
 from perslm_voice.events import SAMPLE_RATE_HZ, AudioChunk, AudioFrame
-from perslm_voice.tts.base import resample
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_AUDIO = ROOT.parent / "shared" / "audio"
@@ -98,8 +98,9 @@ def test_wav_sink_announces_what_it_plays_and_pauses(tmp_path):
     sink = WavSink(tmp_path / "out.wav", realtime=True)
     played: list[tuple[str, int, float]] = []
     silences: list[float] = []
-    sink.on_play = lambda chunk, t: played.append((chunk.text, len(chunk.samples), t))
-    sink.on_silence = silences.append
+    sink.follow(
+        lambda chunk, t: played.append((chunk.text, len(chunk.samples), t)), silences.append
+    )
     sink.start()
     try:
         rate = 22050

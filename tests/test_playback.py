@@ -56,7 +56,7 @@ def read_raw(path) -> np.ndarray:
 def test_chunks_play_back_to_back_without_gaps(disk_output):
     player = PygamePlayer(buffer_samples=512, sample_rate_hz=RATE_HZ)
     first_audio: list[float] = []
-    player.on_first_audio = first_audio.append
+    player.follow(on_first_audio=first_audio.append)
     player.start()
     try:
         t0 = time.monotonic()
@@ -81,7 +81,7 @@ def test_chunks_play_back_to_back_without_gaps(disk_output):
 def test_stop_cuts_the_sound_and_reports_what_was_heard(disk_output):
     player = PygamePlayer(buffer_samples=512, sample_rate_hz=RATE_HZ)
     first_audio: list[float] = []
-    player.on_first_audio = first_audio.append
+    player.follow(on_first_audio=first_audio.append)
     player.start()
     try:
         player.enqueue(AudioChunk(tone(0.4, 440), RATE_HZ, "one two three four"))
@@ -136,7 +136,7 @@ def test_no_audio_device_is_one_clear_error():
         env={**__import__("os").environ, "SDL_AUDIODRIVER": "nosuchdriver"},
     )
     assert done.stdout.strip() == (
-        "no audio output device: Audio target 'nosuchdriver' not available, continuing text-only"
+        "no audio output device: Audio target 'nosuchdriver' not available"
     )
 
 
@@ -155,7 +155,7 @@ def test_wav_sink_writes_everything_at_once(tmp_path):
     path = tmp_path / "out.wav"
     sink = WavSink(path)
     started: list[float] = []
-    sink.on_first_audio = started.append
+    sink.follow(on_first_audio=started.append)
     sink.start()
     sink.enqueue(AudioChunk(tone(0.5, 440), RATE_HZ, "Hello there."))
     sink.enqueue(AudioChunk(tone(0.5, 440, 16000), 16000, "How are you?"))

@@ -12,8 +12,10 @@ import wave
 
 import pytest
 
+from perslm_voice.audio.wav_sink import WavSink
 from perslm_voice.config import Config
-from perslm_voice.voice import SYNTHESIS_AHEAD_S, open_speaker
+from perslm_voice.realtime_loop.speaker import SYNTHESIS_AHEAD_S, Speaker, SpeechFailed
+from perslm_voice.tts import create_tts
 
 REPLY = (
     "The first sentence is said at once. The second one follows it right away. "
@@ -28,20 +30,26 @@ def test_synthesis_stays_a_few_seconds_ahead_of_the_voice(tmp_path, caplog):
     config.tts.backend = "system"  # espeak-ng: a real voice that is quick to load
     config.tts.enable_cache = False
     out = tmp_path / "reply.wav"
-    failures: list[str] = []
+    failures: list[SpeechFailed] = []
 
     async def speak() -> float:
-        speaker, _ = open_speaker(config, str(out), lambda t: None, failures.append)
+        tts = create_tts(config.tts)
+        player = WavSink(out, realtime=True)
+        player.start()
+        ready = asyncio.get_running_loop().run_in_executor(None, tts.load)
+        speaker = Speaker(
+            tts, ready, player, lambda e: isinstance(e, SpeechFailed) and failures.append(e)
+        )
         await speaker.tts_ready
         marks = {"first_token": time.monotonic()}
-        speaker.begin(config.tts.voice, marks)
+        speaker.begin(1, config.tts.voice, marks)
         speaker.feed(REPLY)
         await speaker.finish()
         wall_s = time.monotonic() - marks["first_audio_played"]
         await asyncio.to_thread(speaker.player.close)
         return wall_s
 
-    with caplog.at_level(logging.DEBUG, logger="perslm_voice.voice"):
+    with caplog.at_level(logging.DEBUG, logger="perslm_voice.realtime_loop.speaker"):
         wall_s = asyncio.run(speak())
     assert not failures
     with wave.open(str(out)) as wav:

@@ -144,11 +144,15 @@ def test_speaking_over_the_reply_interrupts_it(
     gap = np.zeros(int(2.5 * rate), np.float32)  # the reply starts within it and goes on
     recording = tmp_path / "barge-in.wav"
     soundfile.write(recording, np.concatenate([question, gap, person, gap]), rate)
+    record = tmp_path / "talk.wav"
     result = run_cli(
-        "--user", "demo", "--audio-input", str(recording),
+        "--user", "demo", "--audio-input", str(recording), "--record", str(record),
         "--audio-output", str(tmp_path / "reply.wav"), "--log-level", "debug", input="",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
+    listen_to_the_record(
+        record, question_s=len(question) / rate, onset_s=(len(question) + len(gap)) / rate
+    )
     stored = stored_turns()
     first_reply = next(t for t in stored if t["role"] == "assistant")
     assert first_reply["interrupted"] == 1
@@ -164,6 +168,40 @@ def test_speaking_over_the_reply_interrupts_it(
     log = result.stderr.decode()
     assert f"[assistant] {first_reply['heard']}{INTERRUPTED_DASH}\n" in log
     assert INTERRUPTED_NOTE in log
+
+
+def voiced(samples: np.ndarray, rate: int, block_s: float = 0.05) -> np.ndarray:
+    """For each ``block_s`` of ``samples``: is there sound in it?"""
+    n = int(rate * block_s)
+    blocks = samples[: len(samples) // n * n].reshape(-1, n).astype(np.float64)
+    return np.sqrt((blocks**2).mean(axis=1)) > 300
+
+
+def listen_to_the_record(record: Path, question_s: float, onset_s: float) -> None:
+    """--record: the microphone on the left, the assistant on the right, on one clock; the
+    assistant's voice stops soon after the person starts talking over it."""
+    from perslm_voice.config import Config
+    from perslm_voice.stt import create_stt
+
+    audio, rate = soundfile.read(record, dtype="int16")
+    assert rate == 16000 and audio.ndim == 2 and audio.shape[1] == 2
+    user, assistant = audio[:, 0], audio[:, 1]
+    stt = create_stt(Config().speech)
+    stt.load()
+    heard = stt.transcribe(user[: int((question_s + 0.5) * rate)]).text.lower()
+    assert "knight" in heard and "dragon" in heard, heard
+    said = voiced(assistant, rate)
+    block_s = 0.05
+    at = int(onset_s / block_s)
+    # The reply was playing when the person began (its first sound after the question) ...
+    assert not said[: int(question_s / block_s)].any(), "the assistant spoke over the question"
+    assert said[int(question_s / block_s) : at].any(), "no reply before the person spoke"
+    # ... and went quiet soon after: a silence of half a second within 2.5 s of the onset.
+    quiet = ~said[at : at + int(2.5 / block_s)]
+    runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(int), [0]]))))[::2]
+    assert len(runs) and runs.max() * block_s >= 0.5, said[at - 20 : at + 50].astype(int)
+    answer = stt.transcribe(assistant[int(question_s * rate) : int(onset_s * rate)]).text
+    assert answer.strip(), "the right channel holds no words"
 
 
 def test_a_dead_speech_server_is_said_for_each_utterance(run_cli, audio_dir, stored_turns):

@@ -183,6 +183,11 @@ class FileSource(AudioSource):
             start = self._next_sample + round(delay_s * SAMPLE_RATE_HZ)
             self._echoes.append((start, scaled))
 
+    def add_noise(self, rms: float) -> None:
+        """Mix white noise of ``rms`` (int16 units) into every frame from now on."""
+        with self._lock:
+            self.noise_rms = rms
+
     def cut_echoes(self, delay_s: float) -> None:
         """Drop the echo still to come ``delay_s`` from now (the sound that made it was stopped)."""
         with self._lock:

@@ -1,22 +1,16 @@
-"""Playback of synthesized speech: pygame's mixer on its own thread (or a WAV file, wav_sink.py).
-
-Both players take ``AudioChunk``s from any thread, play them back to back, and can be silenced at
-once; ``stop()`` reports the text actually heard (whole chunks played, plus the words of the chunk
-cut mid-way in proportion to the samples played), which the loop keeps as "what was heard".
-"""
+"""Playback of synthesized speech: pygame's mixer on its own thread (player.py has the interface;
+wav_sink.py writes a WAV file instead)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import queue
 import sys
 import threading
 import time
-from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,110 +19,20 @@ import numpy as np
 from ..config import AudioConfig
 from ..errors import AudioError
 from ..events import AudioChunk
-from ..tts.base import resample
+from .player import (
+    DEFAULT_SAMPLE_RATE_HZ,
+    STOP_REPLY_TIMEOUT_S,
+    Player,
+    _Item,
+    heard_part,
+)
+from .resample import resample
+
+__all__ = ["PygamePlayer", "heard_part", "open_player"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SAMPLE_RATE_HZ = 22050  # Piper's and espeak-ng's rate: their chunks need no resampling
 QUEUE_CHECK_S = 0.005  # when pygame has not yet moved to the queued sound, look again this soon
-STOP_REPLY_TIMEOUT_S = 2.0
-
-
-def heard_part(text: str, fraction: float) -> str:
-    """The words of ``text`` heard when ``fraction`` of its audio played (whole words only)."""
-    words = text.split()
-    return " ".join(words[: int(len(words) * min(1.0, max(0.0, fraction)))])
-
-
-class Player(ABC):
-    """Plays audio chunks back to back; one utterance after another.
-
-    ``on_first_audio(t)`` is called (on the player's thread) with the monotonic time at which an
-    utterance's first audio was handed to the output (the mixer starts it within one buffer). It
-    must return quickly and not call the player; hand it to the event loop with
-    ``loop.call_soon_threadsafe``.
-
-    ``on_play(chunk, t_start)`` is called (on the player's thread) each time a chunk starts to be
-    played, with its samples at the output rate and the monotonic time of its first sample; after
-    ``resume()`` it is called again with what is left of the chunk cut by ``pause()``.
-    ``on_silence(t)`` is called when ``stop()`` or ``pause()`` cut the output at time ``t``: what
-    ``on_play`` announced after ``t`` was not played. Echo cancellation and the echo test room
-    (perslm_voice/echo.py) follow the sound through these two; the same rules apply to them.
-    """
-
-    on_first_audio: Callable[[float], None] | None = None
-    on_play: Callable[[AudioChunk, float], None] | None = None
-    on_silence: Callable[[float], None] | None = None
-
-    @abstractmethod
-    def start(self) -> None:
-        """Open the output; AudioError when it cannot be used."""
-
-    @abstractmethod
-    def enqueue(self, chunk: AudioChunk) -> None:
-        """Queue a chunk to play after those already queued (returns at once)."""
-
-    @abstractmethod
-    def stop(self) -> str:
-        """Silence the output, drop what is queued, and return the text heard of this utterance."""
-
-    @abstractmethod
-    def pause(self) -> None:
-        """Silence the output at once, keeping what is queued; nothing plays until resume()."""
-
-    @abstractmethod
-    def resume(self) -> None:
-        """Go on playing from where pause() cut (no-op when not paused)."""
-
-    @abstractmethod
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until everything queued has played; False when ``timeout`` (s) ran out first."""
-
-    @property
-    @abstractmethod
-    def idle(self) -> bool:
-        """Nothing is playing or queued."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Stop and release the output (idempotent)."""
-
-    @property
-    def description(self) -> str:
-        return type(self).__name__
-
-    def _announce_play(self, item: _Item, t_start: float, offset: int = 0) -> None:
-        """Call on_play for ``item`` from sample ``offset`` on (a failing hook is logged, not fatal)."""
-        if self.on_play is None or offset >= len(item.samples):
-            return
-        try:
-            self.on_play(AudioChunk(item.samples[offset:], item.sample_rate_hz, item.text), t_start)
-        except Exception:  # the player thread must survive a broken listener
-            log.exception("player: on_play failed")
-
-    def _announce_silence(self, t: float) -> None:
-        if self.on_silence is None:
-            return
-        try:
-            self.on_silence(t)
-        except Exception:
-            log.exception("player: on_silence failed")
-
-
-@dataclass
-class _Item:
-    """A chunk as it is played: its samples at the output rate, and when it began."""
-
-    text: str
-    samples: np.ndarray
-    sample_rate_hz: int
-    sound: Any = None  # pygame.mixer.Sound
-    t_start: float | None = None
-    position: int = 0  # samples written so far (WavSink)
-
-    @property
-    def duration_s(self) -> float:
-        return len(self.samples) / self.sample_rate_hz
 
 
 class PygamePlayer(Player):
@@ -144,6 +48,7 @@ class PygamePlayer(Player):
         buffer_samples: int = 512,
         sample_rate_hz: int = DEFAULT_SAMPLE_RATE_HZ,
     ):
+        super().__init__()
         self.device = device
         self.buffer_samples = buffer_samples
         self.sample_rate_hz = sample_rate_hz
@@ -174,7 +79,7 @@ class PygamePlayer(Player):
         self._ready.wait()
         if self._error is not None:
             self._thread.join()
-            raise AudioError(f"no audio output device: {self._error}, continuing text-only")
+            raise AudioError(f"no audio output device: {self._error}")
 
     def enqueue(self, chunk: AudioChunk) -> None:
         if len(chunk.samples) == 0:
@@ -185,24 +90,29 @@ class PygamePlayer(Player):
         self._commands.put(("chunk", chunk))
 
     def stop(self) -> str:
-        return self._call("stop") or ""
+        try:
+            return self.stop_soon().result(timeout=STOP_REPLY_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            return ""
+
+    def stop_soon(self) -> concurrent.futures.Future[str]:
+        return self._post("stop")
 
     def pause(self) -> None:
-        self._call("pause")
+        # Not waited for: the mixer thread goes quiet at its next command, in a few ms.
+        self._post("pause")
 
     def resume(self) -> None:
-        self._call("resume")
+        self._post("resume")
 
-    def _call(self, command: str) -> Any:
-        """Run ``command`` on the mixer thread and wait for its answer."""
+    def _post(self, command: str) -> concurrent.futures.Future[Any]:
+        """Hand ``command`` to the mixer thread; its answer comes in the returned future."""
+        reply: concurrent.futures.Future[Any] = concurrent.futures.Future()
         if self._thread is None or not self._thread.is_alive():
-            return None
-        reply: queue.Queue[Any] = queue.Queue(maxsize=1)
+            reply.set_result("" if command == "stop" else None)
+            return reply
         self._commands.put((command, reply))
-        try:
-            return reply.get(timeout=STOP_REPLY_TIMEOUT_S)
-        except queue.Empty:
-            return None
+        return reply
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         return self._idle.wait(timeout)
@@ -251,15 +161,19 @@ class PygamePlayer(Player):
                 if command == "chunk":
                     self._pending.append(self._prepare(pygame, arg))
                 elif command == "stop":
-                    arg.put(self._stop(channel))
+                    arg.set_result(self._stop(channel))
                 elif command == "pause":
-                    arg.put(self._pause(channel))
+                    arg.set_result(self._pause(channel))
                 elif command == "resume":
-                    arg.put(self._resume(channel))
+                    arg.set_result(self._resume(channel))
                 self._pump(channel)
         finally:
             channel.stop()
             pygame.mixer.quit()
+            while not self._commands.empty():  # nobody waits for ever on a closed mixer
+                _, arg = self._commands.get_nowait()
+                if isinstance(arg, concurrent.futures.Future) and not arg.done():
+                    arg.set_result(None)
             with self._lock:
                 self._outstanding = 0
                 self._idle.set()
@@ -307,8 +221,7 @@ class PygamePlayer(Player):
             if not self._utterance_started:
                 self._utterance_started = True
                 self._heard = []
-                if self.on_first_audio is not None:
-                    self.on_first_audio(now)
+                self._announce_first_audio(now)
         if len(self._playing) == 1 and self._pending and channel.get_queue() is None:
             item = self._pending.popleft()
             channel.queue(item.sound)

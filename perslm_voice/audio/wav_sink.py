@@ -12,8 +12,8 @@ import numpy as np
 
 from ..errors import AudioError
 from ..events import AudioChunk
-from ..tts.base import resample
-from .playback import DEFAULT_SAMPLE_RATE_HZ, STOP_REPLY_TIMEOUT_S, Player, _Item, heard_part
+from .player import DEFAULT_SAMPLE_RATE_HZ, STOP_REPLY_TIMEOUT_S, Player, _Item, heard_part
+from .resample import resample
 
 WAV_BLOCK_MS = 20  # a real-time sink writes in blocks this long
 
@@ -27,6 +27,7 @@ class WavSink(Player):
     """
 
     def __init__(self, path: str | Path, realtime: bool = False, sample_rate_hz: int | None = None):
+        super().__init__()
         self.path = Path(path)
         self.realtime = realtime
         self.sample_rate_hz = sample_rate_hz
@@ -69,8 +70,7 @@ class WavSink(Player):
         if not self._utterance_started:
             self._utterance_started = True
             self._heard = []
-            if self.on_first_audio is not None:
-                self.on_first_audio(time.monotonic())
+            self._announce_first_audio(time.monotonic())
 
     def enqueue(self, chunk: AudioChunk) -> None:
         if len(chunk.samples) == 0:

@@ -9,7 +9,6 @@ import click
 from .. import logs
 from ..echo import EchoRoomSpec
 from ..llm.presets import apply_llm_flag
-from ..realtime_loop import RealtimeLoop
 from .common import config_option, load, user_option
 
 MODES = click.Choice(["text", "voice", "hybrid"])
@@ -76,6 +75,14 @@ MODES = click.Choice(["text", "voice", "hybrid"])
     "recording with this delay and gain (and white noise at NOISE_DB dBFS), as speakers would.",
 )
 @click.option(
+    "--record",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    metavar="FILE.wav",
+    help="Record the conversation as it was heard: the microphone on the left, the assistant's "
+    "voice on the right, interruptions where they happened.",
+)
+@click.option(
     "--llm",
     "llm_choice",
     default=None,
@@ -101,6 +108,7 @@ def chat(
     audio_input_speed: str | None,
     audio_output: str | None,
     echo_room: str | None,
+    record: str | None,
     llm_choice: str | None,
     model: str | None,
 ) -> None:
@@ -130,6 +138,8 @@ def chat(
             **(apply_llm_flag(llm_choice) if llm_choice else {}),
         },
     )
+    from ..ui.terminal import RealtimeLoop
+
     loop = RealtimeLoop(
         config=config,
         user_id=user,
@@ -137,5 +147,6 @@ def chat(
         audio_input=audio_input,
         audio_output=audio_output,
         echo_room=echo_room,
+        record=record,
     )
     sys.exit(loop.start())

@@ -98,7 +98,7 @@ def speak(tts: TTS, speech: str, config: Config, out: str | None) -> None:
         try:
             player = open_player(config.audio)
         except AudioError as exc:
-            reason = str(exc).removesuffix(", continuing text-only")
+            reason = str(exc)
             raise AudioError(f"{reason}; write the speech to a file with --out FILE.wav") from None
     done = False
     try:

@@ -116,6 +116,15 @@ class Store(ProfilesMixin, FactsMixin, RecallMixin, StoreCore):
             )
             return int(cur.lastrowid or 0)
 
+    def set_turn_timings(self, turn_id: int, timings: dict[str, Any], backend: str | None) -> None:
+        """Record a stored turn's monotonic stage marks and the backends that served it (what
+        ``stats`` reads)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE turns SET timings = ?, backend = ? WHERE id = ?",
+                (json.dumps(timings) if timings else None, backend, turn_id),
+            )
+
     def add_turns_bulk(self, rows: list[tuple[int, str, str, str, float]]) -> None:
         """Insert many finished turns (session_id, user_id, role, text, time) in one transaction.
 

@@ -121,13 +121,3 @@ def wav_bytes(samples: np.ndarray, sample_rate_hz: int) -> bytes:
         wav.setframerate(sample_rate_hz)
         wav.writeframes(np.asarray(samples, dtype="<i2").tobytes())
     return out.getvalue()
-
-
-def resample(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
-    """Linear-interpolation resampling of int16 mono audio (good enough for speech playback)."""
-    if from_hz == to_hz or len(samples) == 0:
-        return samples
-    n_out = max(1, round(len(samples) * to_hz / from_hz))
-    positions = np.arange(n_out) * (from_hz / to_hz)
-    out = np.interp(positions, np.arange(len(samples)), samples.astype(np.float32))
-    return np.clip(np.round(out), -32768, 32767).astype(np.int16)

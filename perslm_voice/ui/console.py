@@ -13,7 +13,6 @@ import io
 import os
 import sys
 import threading
-import unicodedata
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -33,24 +32,6 @@ STATE_STYLE = {
     State.SPEAKING: "magenta",
     State.STOPPED: "dim",
 }
-
-
-def clean_line(raw: bytes | str) -> tuple[str, bool]:
-    """A typed line made safe: decoded (bad UTF-8 replaced), control characters dropped.
-
-    Returns the text and whether anything had to be replaced.
-    """
-    replaced = False
-    if isinstance(raw, bytes):
-        text = raw.decode("utf-8", errors="replace")
-        replaced = "\ufffd" in text
-    else:
-        text = raw
-    text = text.rstrip("\r\n")
-    kept = "".join(
-        ch if ch == "\t" or not unicodedata.category(ch).startswith("C") else " " for ch in text
-    )
-    return " ".join(kept.split()), replaced
 
 
 def private_stream(fd: int) -> TextIO:
@@ -112,8 +93,14 @@ class UI:
 
     # input
     def start_input(
-        self, loop: asyncio.AbstractEventLoop, on_line: LineHandler, on_ctrl_c: KeyHandler
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_line: LineHandler,
+        on_ctrl_c: KeyHandler,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
+        """Read lines (``on_line``, None at the end) and Ctrl+C; ``busy()``: a reply is in
+        progress (Ctrl+C then stops it rather than clearing the line)."""
         raise NotImplementedError
 
     def stop_input(self) -> None:
@@ -157,7 +144,11 @@ class PlainUI(UI):
         self.console.print(f" [{note}]" if note else "", markup=False)
 
     def start_input(
-        self, loop: asyncio.AbstractEventLoop, on_line: LineHandler, on_ctrl_c: KeyHandler
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_line: LineHandler,
+        on_ctrl_c: KeyHandler,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
         self._open = True
 
@@ -196,8 +187,7 @@ class PlainUI(UI):
 class InteractiveUI(UI):
     """A terminal: prompt_toolkit owns the input line; output is printed above it."""
 
-    def __init__(self, busy: Callable[[], bool] = lambda: False) -> None:
-        self.busy = busy  # whether a reply is in progress (Ctrl+C then stops it)
+    def __init__(self) -> None:
         self._is_tty = sys.stdout.isatty()
         # The UI draws through its own duplicate of the terminal's descriptor (private_stream).
         self._terminal = private_stream(sys.stdout.fileno())
@@ -274,7 +264,11 @@ class InteractiveUI(UI):
         self._invalidate()
 
     def start_input(
-        self, loop: asyncio.AbstractEventLoop, on_line: LineHandler, on_ctrl_c: KeyHandler
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_line: LineHandler,
+        on_ctrl_c: KeyHandler,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.application import create_app_session
@@ -289,7 +283,7 @@ class InteractiveUI(UI):
             # Ctrl+C with text typed clears the line, as in a shell; otherwise it is the loop's:
             # stop the reply in progress, or quit when pressed twice. The typed text survives.
             buffer = event.app.current_buffer
-            if buffer.text and not self.busy():
+            if buffer.text and not busy():
                 buffer.reset()
             else:
                 on_ctrl_c()

@@ -1,0 +1,135 @@
+"""Barge-in: is speech heard while the assistant talks the user taking the turn, or our own echo?
+
+Pause first, decide after. Speech that starts while our voice is audible is checked by its sound
+(`EchoGuard.separate`): sound that what we played explains is our echo and is let be, with no
+pause. Otherwise the reply is paused (a real barge-in is silenced within milliseconds), the first
+fraction of a second of the speech is transcribed with our voice taken out, and the reply either
+resumes (our own words) or is interrupted (the user). While that utterance goes on (our echo keeps
+it open) its latest second is checked again, so a user who starts talking inside our echo still
+interrupts. A sound mostly not ours that gives no words yet keeps the reply quiet while it is
+heard again, twice at most, on all of it. The rules themselves live in perslm_voice/echo.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from ..echo import EchoGuard
+from ..errors import PerslmVoiceError
+from .listener import Listener
+from .speaker import Speaker
+
+log = logging.getLogger(__name__)
+
+ECHO_RECHECK_S = 0.5  # while speech that began as our echo goes on, check it again this often
+ECHO_RECHECK_WINDOW_S = 1.2  # ... on its latest audio
+HOLD_RECHECK_S = 0.3  # someone else's sound with no words yet: stay quiet, listen this much more
+HOLD_RECHECKS = 2  # ... at most this many times, then the reply goes on
+
+# barge_in(how, t_speech_start, marks): the session stops the reply; ``marks`` are the
+# detection's own (barge_in_detected, silenced, barge_in_verified) when a check decided.
+BargeInCall = Callable[[str, "float | None", "dict[str, float] | None"], None]
+
+
+class BargeInJudge:
+    """Decides, for the session, whether speech over the reply interrupts it."""
+
+    def __init__(
+        self,
+        listener: Listener,
+        speaker: Speaker,
+        guard: EchoGuard,
+        *,
+        replying: Callable[[], bool],
+        barge_in: BargeInCall,
+    ):
+        self.listener = listener
+        self.speaker = speaker
+        self.guard = guard
+        self._replying = replying
+        self._barge_in = barge_in
+        self._checks: set[asyncio.Task[None]] = set()
+
+    def speech_started(self, t_start: float) -> None:
+        """Speech began at ``t_start`` while the assistant is replying."""
+        if not self.guard.may_echo(t_start):
+            self._barge_in("voice", t_start, None)  # nothing of ours can be in it: the user
+            return
+        task = asyncio.create_task(self.check(t_start), name="barge-in check")
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def cancel(self) -> None:
+        for task in list(self._checks):
+            task.cancel()
+
+    async def check(self, t_start: float) -> None:
+        listener, speaker, guard = self.listener, self.speaker, self.guard
+        first = True
+        since = t_start
+        held: tuple[float, float] | None = None  # (detected, silenced): kept quiet to listen on
+        holds = 0
+        while self._replying():
+            audio, not_ours = listener.hear_recent(since)
+            if guard.sound_is_ours(len(audio), not_ours):
+                # The sound is what we are playing, come back: no need to pause or transcribe.
+                log.info("echo: the sound heard is our own voice")
+                if held is not None:
+                    speaker.resume()
+                    held = None
+            else:
+                paused = first or held is not None
+                if held is not None:
+                    detected, silenced = held
+                else:
+                    detected = time.monotonic()
+                    silenced = speaker.pause() if paused else None
+                try:
+                    transcript = await listener.transcribe_words(audio)
+                except PerslmVoiceError:
+                    transcript = None
+                except Exception:  # a bug must not leave the reply paused for good
+                    log.exception("barge-in: the check failed")
+                    transcript = None
+                text = transcript.text.strip() if transcript and not transcript.rejected else ""
+                verified = time.monotonic()
+                if not self._replying():
+                    return
+                if guard.is_barge_in(text, not_ours, t_start, paused):
+                    log.info("barge-in: %r is not our echo", text)
+                    self._barge_in(
+                        "voice",
+                        t_start,
+                        {
+                            "barge_in_detected": detected if paused else verified,
+                            "silenced": silenced if silenced is not None else time.monotonic(),
+                            "barge_in_verified": verified,
+                        },
+                    )
+                    return
+                if guard.someone_else(not_ours) and not text and paused and holds < HOLD_RECHECKS:
+                    # Mostly not our voice, and no words in its first fraction of a second yet
+                    # (a person's first syllables often give Whisper none): listen on, quiet,
+                    # rather than talk over them until the next check.
+                    holds += 1
+                    held = (detected, silenced)
+                    first = False
+                    log.info("barge-in: someone else's sound, no words yet; listening on")
+                    if not await listener.wait_quiet(HOLD_RECHECK_S):
+                        continue
+                log.info(
+                    "echo: not (yet) a barge-in (%r, checked in %.0f ms)",
+                    text,
+                    (verified - detected) * 1000,
+                )
+                if paused:
+                    speaker.resume()
+                held = None
+            first = False
+            if await listener.wait_quiet(ECHO_RECHECK_S):
+                return
+            since = time.monotonic() - ECHO_RECHECK_WINDOW_S

@@ -1,0 +1,324 @@
+"""Hearing the user: audio frames in; speech started/ended, early and final transcripts out.
+
+The path of a voice turn, top to bottom::
+
+    push(frame)                       the front-end hands over a frame (on the event loop)
+      -> bounded queue                on overflow the oldest frame is dropped and counted
+      -> EchoGuard.clean              echo cancellation, when configured
+      -> Endpointer.process           VAD: SpeechStarted, SpeechPaused, SpeechResumed, SpeechEnded
+      -> SpeechPaused: STT starts     speculatively, inside the end-of-speech window
+         -> EarlyText                 the early transcript: the session may draft its reply
+      -> SpeechEnded -> STT           (or the speculative result, when nobody spoke again)
+         -> EchoGuard.turn_is_echo    our own voice is not a turn
+         -> UserText | UtteranceRejected
+
+Every result goes out through ``emit``, in order; model calls run in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..audio.endpointer import Endpointer, SpeechPaused, SpeechResumed
+from ..echo import EchoGuard
+from ..errors import PerslmVoiceError
+from ..events import (
+    SAMPLE_RATE_HZ,
+    AudioFrame,
+    PartialTranscript,
+    Rejection,
+    Source,
+    SpeechEnded,
+    SpeechStarted,
+    Transcript,
+    UserText,
+    UtteranceRejected,
+)
+from ..stt.base import STT
+
+log = logging.getLogger(__name__)
+
+RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
+BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
+ECHO = "echo of the assistant's own voice"
+
+
+@dataclass(frozen=True)
+class EarlyText:
+    """The early transcript of an utterance that may be over (the end-of-speech window is still
+    open): a reply may be drafted on it."""
+
+    text: UserText
+
+
+@dataclass(frozen=True)
+class EarlyDropped:
+    """The user went on talking: what was started on the early transcript is stale."""
+
+
+@dataclass(frozen=True)
+class InputEnded:
+    """The audio input ended: ``reason`` None at the end of a recording, else why (device lost)."""
+
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A transcript, and how much of the sound it was made from was not our voice (None when
+    nothing we played could be in it, or the sound check is off)."""
+
+    transcript: Transcript
+    not_ours: float | None = None
+
+
+def rejection_message(kind: Rejection, reason: str) -> str | None:
+    """The line the user sees for something heard and not answered (None: nothing to say)."""
+    if kind is Rejection.FAILED:
+        return f"Not heard: {reason}; please say it again, or type it."
+    if kind is Rejection.UNCLEAR and "language" in reason:
+        return f"Not understood: {reason}."
+    return None
+
+
+class Listener:
+    """One stream of the user's audio, endpointed and transcribed."""
+
+    def __init__(
+        self,
+        endpointer: Endpointer,
+        stt: STT,
+        stt_ready: asyncio.Future[Any],
+        emit: Callable[[Any], None],
+        *,
+        language: str | None,
+        guard: EchoGuard | None = None,
+        max_queued_frames: int | None = None,
+    ):
+        self.endpointer = endpointer
+        self.stt = stt
+        self.stt_ready = stt_ready
+        self.language = language
+        self.guard = guard
+        self.max_queued_frames = max_queued_frames  # None: a file, every frame is kept
+        self.dropped_frames = 0
+        self.echo_dropped = 0
+        self._emit = emit
+        self._frames: asyncio.Queue[AudioFrame | InputEnded] = asyncio.Queue()
+        self._utterances: asyncio.Queue[
+            tuple[SpeechEnded, asyncio.Future[Heard] | None, float | None] | None
+        ] = asyncio.Queue()
+        self._speculation: tuple[float, asyncio.Future[Heard]] | None = None
+        self._recent: deque[AudioFrame] = deque(maxlen=round(RECENT_AUDIO_S / 0.032))
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    # -- inputs (on the event loop) --------------------------------------------------------------
+
+    def push(self, frame: AudioFrame) -> None:
+        """A captured frame. Never blocks: past the bound the oldest frame is dropped, counted."""
+        if self.max_queued_frames is not None and self._frames.qsize() >= self.max_queued_frames:
+            self._frames.get_nowait()
+            self.dropped_frames += 1
+            log.debug("listener: dropped a frame (%d so far)", self.dropped_frames)
+        self._frames.put_nowait(frame)
+
+    def end(self, reason: str | None = None) -> None:
+        """The audio input ended; speech in progress is still transcribed."""
+        self._frames.put_nowait(InputEnded(reason))
+
+    def set_strict(self, strict: bool) -> None:
+        """While the assistant talks only clear, sustained speech counts (barge-in, not echo)."""
+        self.endpointer.assistant_speaking = strict
+
+    # -- what the barge-in check asks -----------------------------------------------------------
+
+    @property
+    def in_speech(self) -> bool:
+        return self.endpointer.in_speech
+
+    async def wait_quiet(self, timeout_s: float) -> bool:
+        """Wait until the current speech ends; False when it goes on past ``timeout_s``."""
+        try:
+            await asyncio.wait_for(self._quiet.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def hear_recent(self, since: float) -> tuple[np.ndarray, float | None]:
+        """The audio heard since ``since`` (with the pre-roll) with our voice taken out, and the
+        share of it that is not our voice (None when nothing we played can be in it, or the
+        sound check is off): for a barge-in candidate."""
+        frames = [f for f in self._recent if f.t_capture > since - BARGE_IN_PRE_ROLL_S]
+        if not frames:
+            return np.zeros(0, np.int16), None
+        audio = np.concatenate([f.samples for f in frames])
+        if self.guard is None:
+            return audio, None
+        t0 = frames[0].t_capture - len(frames[0].samples) / frames[0].sample_rate_hz
+        return self.guard.separate(audio, t0)
+
+    async def transcribe_words(self, audio: np.ndarray) -> Transcript:
+        """Speech-to-text of a barge-in candidate: only the words count here (no language
+        check: the turn itself is transcribed fully)."""
+        await self.stt_ready
+        return await asyncio.to_thread(self.stt.transcribe_words, audio, self.language)
+
+    # -- the work --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Listen until the input ends (or the task is cancelled); pending speech is transcribed."""
+        transcriber = asyncio.create_task(self._transcribe_in_order(), name="stt")
+        reason: str | None = None
+        try:
+            while True:
+                item = await self._frames.get()
+                if isinstance(item, InputEnded):
+                    reason = item.reason
+                    for event in self.endpointer.flush():
+                        self._handle(event)
+                    break
+                if self.guard is not None:
+                    item = self.guard.clean(item)
+                self._recent.append(item)
+                for event in self.endpointer.process(item):
+                    self._handle(event)
+                if self.endpointer.in_speech:
+                    self._quiet.clear()
+                else:
+                    self._quiet.set()
+            self._quiet.set()
+            self._utterances.put_nowait(None)
+            await transcriber
+        finally:
+            transcriber.cancel()
+        self._emit(InputEnded(reason))
+
+    def _handle(self, event: Any) -> None:
+        if isinstance(event, SpeechStarted):
+            self._drop_speculation()
+            self._emit(event)
+        elif isinstance(event, SpeechResumed):
+            self._drop_speculation()
+        elif isinstance(event, SpeechPaused):
+            # Start speech-to-text inside the silence window; kept only if the user is done.
+            task = asyncio.ensure_future(self._transcribe(event.audio, self._t_audio(event.audio)))
+            speculation = (event.t_end, task)
+            self._speculation = speculation
+            task.add_done_callback(lambda t: self._early_transcript(speculation, event.t_start))
+        elif isinstance(event, SpeechEnded):
+            early = None
+            if self._speculation is not None and self._speculation[0] == event.t_end:
+                early = self._speculation[1]
+                self._speculation = None
+                log.debug("stt: the speculative transcript stands")
+            else:
+                self._drop_speculation()
+            self._emit(event)
+            self._utterances.put_nowait((event, early, self._t_audio(event.audio)))
+
+    def _t_audio(self, audio: Any) -> float | None:
+        """When the first sample of an event's ``audio`` was captured: it ends with the frame
+        just handled (the endpointer joins whole frames)."""
+        if not self._recent:
+            return None
+        return self._recent[-1].t_capture - len(audio) / SAMPLE_RATE_HZ
+
+    def _drop_speculation(self) -> None:
+        if self._speculation is None:
+            return
+        self._speculation = None
+        self._emit(EarlyDropped())
+
+    def _early_transcript(
+        self, speculation: tuple[float, asyncio.Future[Heard]], t_start: float
+    ) -> None:
+        """The speculative transcript is ready while the silence window is still open."""
+        t_end, task = speculation
+        if self._speculation is not speculation or task.cancelled() or task.exception():
+            return  # the user went on, or it failed (the final transcription says so)
+        heard = task.result()
+        if self._verdict(heard, t_start) is None:
+            text = self._user_text(heard.transcript, t_end, time.monotonic())
+            self._emit(PartialTranscript(text.text, t_end))
+            self._emit(EarlyText(text))
+
+    def _verdict(self, heard: Heard, t_start: float) -> tuple[Rejection, str] | None:
+        """Why what was heard is not a turn (rejected, empty, our own echo), or None."""
+        transcript = heard.transcript
+        if transcript.rejected:
+            return Rejection.UNCLEAR, transcript.rejected
+        if not transcript.text.strip():
+            return Rejection.NO_WORDS, "no words"
+        if self.guard is not None and self.guard.turn_is_echo(
+            transcript.text, heard.not_ours, t_start
+        ):
+            return Rejection.ECHO, ECHO
+        return None
+
+    @staticmethod
+    def _user_text(transcript: Transcript, t_end: float, t_ready: float) -> UserText:
+        return UserText(
+            transcript.text.strip(),
+            Source.VOICE,
+            t_speech_end=t_end,
+            t_transcript=t_ready,
+            language=transcript.language,
+        )
+
+    async def _transcribe(self, audio: Any, t0: float | None = None) -> Heard:
+        """Speech-to-text of ``audio``; captured from ``t0`` on, what we played is taken out of it
+        first, so that a person talking over the reply is heard without our words."""
+        await self.stt_ready
+        guard = self.guard
+
+        def work() -> Heard:
+            if guard is None or t0 is None:
+                return Heard(self.stt.transcribe(audio, self.language))
+            cleaned, not_ours = guard.separate(audio, t0)
+            return Heard(self.stt.transcribe(cleaned, self.language), not_ours)
+
+        return await asyncio.to_thread(work)
+
+    async def _transcribe_in_order(self) -> None:
+        while (item := await self._utterances.get()) is not None:
+            ended, early, t0 = item
+            started = time.monotonic()
+            try:
+                heard = await (early or self._transcribe(ended.audio, t0))
+            except PerslmVoiceError as exc:
+                self._reject(Rejection.FAILED, str(exc))
+                continue
+            except Exception as exc:  # a bug must not end listening: this utterance is lost
+                log.exception("stt: failed on an utterance")
+                self._reject(Rejection.FAILED, f"{type(exc).__name__}: {exc}")
+                continue
+            t_ready = time.monotonic()
+            transcript = heard.transcript
+            log.debug(
+                "stt: %.0f ms after end of speech (%.0f ms of work waited for): %r%s",
+                (t_ready - ended.t_end) * 1000,
+                (t_ready - started) * 1000,
+                transcript.text,
+                f" rejected: {transcript.rejected}" if transcript.rejected else "",
+            )
+            verdict = self._verdict(heard, ended.t_start)
+            if verdict is not None and verdict[0] is Rejection.ECHO:
+                self.echo_dropped += 1
+                log.info("echo: dropped a voice turn made of our own words: %r", transcript.text)
+            if verdict is not None:
+                self._reject(*verdict)
+                continue
+            self._emit(self._user_text(transcript, ended.t_end, t_ready))
+
+    def _reject(self, kind: Rejection, reason: str) -> None:
+        log.info("heard something, not taken as a turn: %s", reason)
+        self._emit(UtteranceRejected(kind, reason, rejection_message(kind, reason)))

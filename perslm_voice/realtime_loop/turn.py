@@ -1,0 +1,394 @@
+"""One turn: the user's words in; the reply written, shown and spoken; the turn kept.
+
+A reply is the draft made inside the end-of-speech window when there is one for these words
+(drafts.py), the answer to a memory command ("remember that ..."), or the model's stream. It can
+be interrupted (the task is cancelled: the voice stops, and what the user heard is kept) or fail
+(one line that names the fix; a stream cut mid-answer keeps its part). Either way the turn enters
+the history and the store, and its timings go out as an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..config import Config, VoiceSettings
+from ..errors import LLMError, LLMStreamBroken, PerslmVoiceError, StoreError
+from ..events import (
+    Level,
+    MemoryChanged,
+    ReplyDelta,
+    ReplyDone,
+    ReplyStarted,
+    ReplyTextDone,
+    Report,
+    Source,
+    State,
+    TurnTimings,
+    UserText,
+)
+from ..llm import Message, stream_async
+from .drafts import Draft
+from .timings import timing_rows
+
+if TYPE_CHECKING:
+    from .session import Session
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_WAIT_S = 1.0  # an interrupted reply gets this long to put its turn away at the end
+
+
+@dataclass
+class TurnRecord:
+    """What the session knows about the turn in progress."""
+
+    number: int
+    user_text: str
+    source: Source
+    marks: dict[str, float] = field(default_factory=dict)  # stage -> time.monotonic()
+    reply: str = ""
+    interrupted: bool = False
+    heard: str | None = None  # what the user actually heard of an interrupted reply
+    text_done: bool = False  # the whole reply is out (speech may still be playing)
+
+
+def voice_for(config: Config, profile: Any) -> VoiceSettings:
+    """The voice settings for a user: the profile's choices win over the configuration."""
+    voice = config.tts.voice
+    updates = {}
+    if profile is not None:
+        if getattr(profile, "voice_id", None):
+            updates["voice_id"] = profile.voice_id
+        if getattr(profile, "speaking_rate", None):
+            updates["rate"] = profile.speaking_rate
+    return voice.model_copy(update=updates) if updates else voice
+
+
+class TurnRunner:
+    """Runs the session's turns, one at a time."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.current: TurnRecord | None = None
+        self.last: TurnRecord | None = None
+        self._count = 0
+        self._task: asyncio.Task[None] | None = None
+        self._prefill: asyncio.Task[None] | None = None
+        self._last_user_text: str | None = None
+        self._last_failed = False
+
+    def replying(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def run(self, text: UserText, store: bool = True) -> None:
+        self._task = asyncio.create_task(self._respond(text, store), name="reply")
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def retry(self) -> bool:
+        """Ask the last line again after a failure; False when there is nothing to retry."""
+        if not (self._last_user_text and self._last_failed):
+            return False
+        await self.run(UserText(self._last_user_text, Source.KEYBOARD), store=False)
+        return True
+
+    async def shutdown(self) -> None:
+        if self._prefill is not None:
+            self._prefill.cancel()
+        if self.replying():
+            assert self._task is not None
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._task, SHUTDOWN_WAIT_S)
+
+    # -- the prompt ------------------------------------------------------------------------------
+
+    async def _messages(self, user_text: str) -> list[Message]:
+        from ..persona import build_messages
+
+        session = self.session
+        llm = session.models.llm
+        assert llm is not None
+
+        def build(store: Any) -> list[Message]:
+            return build_messages(
+                store=store,
+                user_id=session.user_id,
+                session_id=session.store.session_id,
+                user_text=user_text,
+                config=session.config,
+                llm=llm,
+                history=session.history.messages,
+                interrupted_note=session.history.interrupted_note,
+            )
+
+        return await session.store.run(build)
+
+    def prefill_next(self) -> None:
+        """Have the model read the next prompt as far as it is known (the system message and this
+        session's history) now, while the user has yet to speak: the reply then reads only the
+        user's words (LLM.prefill)."""
+        models = self.session.models
+        llm = models.llm
+        if llm is None or not models.llm_is_ready():
+            return
+
+        async def prefill() -> None:
+            try:
+                messages = await self._messages("")
+                await asyncio.to_thread(llm.prefill, messages[:-1])
+            except Exception as exc:  # only a head start is lost: the reply reads it all
+                log.debug("llm: reading the next prompt ahead failed: %s", exc)
+
+        self._prefill = self.session.spawn(prefill(), "prefill")
+
+    # -- speculative replies ---------------------------------------------------------------------
+
+    def draft(self, text: UserText) -> None:
+        """The early transcript of an utterance that may be over: start its reply, unheard."""
+        session = self.session
+        interaction = session.config.interaction
+        if (
+            not (interaction.streaming and interaction.speculative_reply)
+            or self.replying()
+            or session.drafts.pending
+            or session.input_pending()
+            or not session.models.llm_is_ready()
+        ):
+            return
+        from ..memory.intents import match_memory_intent
+
+        if match_memory_intent(text.text):
+            return  # a memory command writes to the store: it waits for the end of speech
+        draft = Draft(text, {"reply_speculative": time.monotonic()})
+        if session.speaking:
+            assert session.speaker is not None
+            session.speaker.begin(
+                self._count + 1, session.voice, draft.marks, streaming=True, hold=True
+            )
+            draft.spoken = True
+        session.drafts.start(draft, self._write_draft)
+
+    async def _write_draft(self, draft: Draft) -> None:
+        llm = self.session.models.llm
+        speaker = self.session.speaker
+        assert llm is not None
+        try:
+            messages = await self._messages(draft.text.text)
+            async for piece in stream_async(llm, messages, draft.cancel):
+                draft.marks.setdefault("first_token", time.monotonic())
+                if draft.spoken and speaker is not None and speaker.speaking:
+                    speaker.feed(piece)
+                draft.pieces.put_nowait(piece)
+            draft.marks["reply_done"] = time.monotonic()
+        except PerslmVoiceError as exc:
+            draft.pieces.put_nowait(exc)  # raised by the turn that takes the draft over
+        finally:
+            draft.pieces.put_nowait(None)
+
+    # -- the turn --------------------------------------------------------------------------------
+
+    async def _respond(self, text: UserText, store_user: bool) -> None:
+        session = self.session
+        draft = session.drafts.claim(text)
+        self._count += 1
+        turn = TurnRecord(self._count, text.text, text.source, marks=draft.marks if draft else {})
+        if text.source is Source.VOICE:
+            turn.marks["speech_end"] = text.t_speech_end or time.monotonic()
+            turn.marks["transcript_ready"] = text.t_transcript or time.monotonic()
+        else:
+            turn.marks["typed"] = text.t_transcript or time.monotonic()
+        self.current = self.last = turn
+        self._last_user_text = text.text
+        session.set_state(State.THINKING)
+        speaker = session.speaker if session.speaking else None
+        if speaker is not None:
+            if draft is not None and draft.spoken:
+                speaker.release(turn.number)
+            else:
+                speaker.begin(
+                    turn.number, session.voice, turn.marks, session.config.interaction.streaming
+                )
+        if session.listener is not None and speaker is not None:
+            session.listener.set_strict(True)
+        try:
+            user_turn_id = (
+                await self._save("user", text.text, text.source.value) if store_user else None
+            )
+            reply = (
+                None if draft is not None else await self._memory_intent(text.text, user_turn_id)
+            )
+            session.emit(ReplyStarted(turn.number, text.text, text.source))
+            if draft is not None:
+                await self._take_over(turn, draft)
+            elif reply is not None:
+                self._say(turn, reply)
+            else:
+                await self._generate(turn)
+            turn.text_done = True
+            session.emit(ReplyTextDone(turn.number))
+            if speaker is not None and session.speaking:
+                await speaker.finish()
+            self._last_failed = False
+        except asyncio.CancelledError:
+            turn.interrupted = True
+            t_stop = time.monotonic()
+            turn.heard = await speaker.interrupt() if speaker is not None else turn.reply
+            turn.marks.setdefault("silenced", t_stop)  # set early by a paused check
+            if not turn.text_done:
+                session.emit(ReplyTextDone(turn.number, "interrupted"))
+            raise
+        except LLMError as exc:
+            partial = exc.partial if isinstance(exc, LLMStreamBroken) else ""
+            self._last_failed = not partial
+            if partial:
+                turn.reply = partial.strip()
+                turn.interrupted = True
+            session.emit(ReplyTextDone(turn.number, "cut off" if partial else None))
+            if speaker is not None:
+                if partial:
+                    speaker.feed(" I was cut off there.")
+                    await speaker.finish()
+                else:
+                    await speaker.interrupt()
+            hint = " Type /retry to ask again." if self._last_failed else ""
+            message = str(exc) if str(exc).endswith(".") else f"{exc}."
+            session.notify(message + hint, Level.ERROR)
+        finally:
+            if draft is not None and draft.task is not None:
+                draft.task.cancel()  # an interrupted turn stops its draft's generation too
+            self._finish(turn)
+
+    def _finish(self, turn: TurnRecord) -> None:
+        session = self.session
+        if session.listener is not None:
+            session.listener.set_strict(False)
+        turn.reply = turn.reply.strip()
+        if turn.interrupted and turn.heard is None:
+            turn.heard = turn.reply
+        session.history.add(
+            turn.user_text, turn.reply, interrupted=turn.interrupted, heard=turn.heard
+        )
+        self.current = None
+        session.emit(
+            ReplyDone(
+                turn.number,
+                turn.reply,
+                interrupted=turn.interrupted,
+                heard=turn.heard if turn.interrupted else None,
+                text_complete=turn.text_done,
+            )
+        )
+        session.spawn(self._keep(turn), "keep turn", keep=True)
+        session.set_state(State.LISTENING)
+        if session.config.interaction.show_timings and not turn.interrupted:
+            session.emit(Report("this turn", rows=tuple(timing_rows(turn.marks))))
+        self.prefill_next()
+
+    async def _keep(self, turn: TurnRecord) -> None:
+        """Store the reply (the user's words were stored when the turn began), then say when
+        each stage happened."""
+        session = self.session
+        stored = None
+        if turn.reply:
+            stored = await self._save(
+                "assistant",
+                turn.reply,
+                None,
+                interrupted=turn.interrupted,
+                heard=turn.heard if turn.interrupted else None,
+            )
+        session.emit(
+            TurnTimings(
+                turn.number,
+                dict(turn.marks),
+                session.backend_label,
+                stored_turn=stored,
+                interrupted=turn.interrupted,
+            )
+        )
+
+    async def _save(self, role: str, text: str, source: str | None, **fields: Any) -> int | None:
+        session = self.session
+        if not session.store.writable or session.incognito:
+            return None
+
+        def add(store: Any) -> int:
+            return store.add_turn(  # type: ignore[no-any-return]
+                session.store.session_id, session.user_id, role, text, source=source, **fields
+            )
+
+        try:
+            return await session.store.run(add)
+        except StoreError as exc:
+            session.notify(f"Could not save this turn: {exc}")
+            return None
+
+    async def _memory_intent(self, text: str, turn_id: int | None) -> str | None:
+        from ..memory.intents import handle_memory_intent, match_memory_intent
+
+        intent = match_memory_intent(text)
+        if intent is None:
+            return None
+        session = self.session
+        try:
+            reply = await session.store.run(handle_memory_intent, session.user_id, text, turn_id)
+        except StoreError as exc:
+            session.notify(f"Memory unavailable: {exc}")
+            return None
+        if reply is not None:
+            session.emit(MemoryChanged(intent[0], reply))
+        return reply
+
+    def _say(self, turn: TurnRecord, piece: str, speak: bool = True) -> None:
+        session = self.session
+        turn.reply += piece
+        session.emit(ReplyDelta(turn.number, piece))
+        speaker = session.speaker
+        if speak and speaker is not None and speaker.speaking:
+            speaker.feed(piece)
+
+    async def _take_over(self, turn: TurnRecord, draft: Draft) -> None:
+        """Show (and go on with) a draft's reply; its voice is already on its way."""
+        while (item := await draft.pieces.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            self._say(turn, item, speak=False)  # the draft feeds the speaker itself
+
+    async def _generate(self, turn: TurnRecord) -> None:
+        session = self.session
+        models = session.models
+        if models.llm is None or models.llm_ready is None:
+            raise LLMError("no language model is available (see the message above)")
+        if not models.llm_ready.done():
+            session.set_state(State.LOADING)
+        try:
+            await asyncio.shield(models.llm_ready)
+        except PerslmVoiceError as exc:
+            raise LLMError(str(exc)) from None
+        session.set_state(State.THINKING)
+        messages = await self._messages(turn.user_text)
+        cancel = threading.Event()
+        if session.config.interaction.streaming:
+            async for piece in stream_async(models.llm, messages, cancel):
+                turn.marks.setdefault("first_token", time.monotonic())
+                self._say(turn, piece)
+        else:
+            # The classic design, kept for comparison (scripts/bench_latency.py): the whole reply
+            # is written before any of it is shown or spoken.
+            pieces = []
+            async for piece in stream_async(models.llm, messages, cancel):
+                turn.marks.setdefault("first_token", time.monotonic())
+                pieces.append(piece)
+            self._say(turn, "".join(pieces))
+        turn.marks["reply_done"] = time.monotonic()

@@ -1,0 +1,325 @@
+"""The session engine through its inputs and events, with scripted stages (tests/engine_harness.py):
+the turn logic in milliseconds, no model loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+import textwrap
+
+import pytest
+from engine_harness import Harness, ScriptedLLM
+
+from perslm_voice.errors import LLMUnreachable
+from perslm_voice.events import (
+    BargeIn,
+    Level,
+    MemoryChanged,
+    Notice,
+    ReplyDelta,
+    ReplyDone,
+    ReplyStarted,
+    ReplyTextDone,
+    Report,
+    Source,
+    SpeechStarted,
+    State,
+    StateChanged,
+    TurnTimings,
+    UserText,
+    UtteranceRejected,
+)
+from perslm_voice.realtime_loop import INTERRUPTED_DASH, INTERRUPTED_NOTE
+
+LONG_REPLY = [f"Sentence number {i} goes on for a while. " for i in range(1, 9)]
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+def stored(home) -> list[tuple]:
+    db = sqlite3.connect(home / "data" / "perslm-voice.db")
+    try:
+        return db.execute(
+            "SELECT role, text, source, interrupted, heard, timings IS NOT NULL FROM turns"
+            " ORDER BY id"
+        ).fetchall()
+    finally:
+        db.close()
+
+
+def test_a_typed_turn_gives_its_events_in_order_and_is_stored(tmp_path, isolated_home):
+    async def scenario():
+        async with Harness(tmp_path, ScriptedLLM(["Paris ", "is the capital."])) as h:
+            h.type("What is the capital of France?", live=False)
+            await h.until(TurnTimings)
+            return h
+
+    h = run(scenario())
+    reply = (ReplyStarted, ReplyDelta, ReplyTextDone, ReplyDone)
+    kinds = [type(e) for e in h.events if isinstance(e, reply)]
+    assert kinds == [ReplyStarted, ReplyDelta, ReplyDelta, ReplyTextDone, ReplyDone]
+    assert h.of(ReplyDone)[0].text == "Paris is the capital."
+    states = [e.state for e in h.of(StateChanged)]
+    assert states[:2] == [State.LISTENING, State.THINKING] and State.SPEAKING in states
+    assert stored(isolated_home) == [
+        ("user", "What is the capital of France?", "keyboard", 0, None, 0),
+        ("assistant", "Paris is the capital.", None, 0, None, 1),  # the timings observer wrote
+    ]
+    timings = h.of(TurnTimings)[0]
+    assert {"typed", "first_token", "first_audio_synthesized"} <= set(timings.marks)
+
+
+def test_timings_of_a_typed_turn_count_from_the_typed_line(tmp_path):
+    async def scenario():
+        async with Harness(tmp_path) as h:
+            h.type("hello", live=False)
+            await h.until(TurnTimings)
+            h.type("/timings")
+            return (await h.until(Report))[0]
+
+    report = run(scenario())
+    ms = dict(report.rows)
+    assert ms["typed"] == "0"
+    assert 0 <= int(ms["first token"]) < 5000  # not milliseconds since the clock's epoch
+
+
+def test_a_voice_turn_is_heard_and_answered_from_its_draft(tmp_path):
+    llm = ScriptedLLM(["Hello ", "to you."])
+
+    async def scenario():
+        async with Harness(tmp_path, llm, {3: "hello there"}) as h:
+            await h.say(3)
+            await h.until(TurnTimings)
+            return h
+
+    h = run(scenario())
+    heard = [e for e in h.of(UserText) if e.source is Source.VOICE]
+    assert [e.text for e in heard] == ["hello there"]
+    assert h.of(SpeechStarted)
+    # The reply was drafted inside the end-of-speech window and taken over as it was.
+    assert len(llm.prompts) == 1
+    assert h.of(ReplyDone)[0].text == "Hello to you."
+    marks = h.of(TurnTimings)[0].marks
+    assert marks["reply_speculative"] < marks["transcript_ready"]
+
+
+def test_a_pause_inside_a_sentence_drops_the_draft(tmp_path):
+    llm = ScriptedLLM(["Draft reply."], ["Whole reply."])
+
+    async def scenario():
+        async with Harness(tmp_path, llm, {3: "the first half", 5: "the first half and more"}) as h:
+            await h.frames(300, 0.3)
+            await h.frames(0, 0.15)  # long enough for the early transcript, not for the turn
+            await h.frames(500, 0.6)  # the user goes on (the level of the whole: code 5)
+            await h.frames(0, 0.5)
+            await h.until(ReplyDone)
+            return h
+
+    h = run(scenario())
+    assert [e.text for e in h.of(UserText)] == ["the first half and more"]
+    assert h.of(ReplyDone)[0].text == "Whole reply."
+    assert len(llm.prompts) == 2  # the draft was written, and dropped unseen
+    assert llm.prompts[0][-1].content.endswith("the first half")
+    assert not [d for d in h.of(ReplyDelta) if "Draft" in d.text]
+
+
+def test_typing_over_a_reply_interrupts_it_and_marks_the_history(tmp_path, isolated_home):
+    llm = ScriptedLLM(LONG_REPLY, ["Fine."])
+
+    async def scenario():
+        async with Harness(tmp_path, llm) as h:
+            h.type("Tell me a long story.")
+            await h.until_state(State.SPEAKING)
+            await asyncio.sleep(0.3)
+            h.type("Stop, something else.")
+            await h.until(ReplyDone, 2)
+            await h.until(TurnTimings, 2)
+            return h
+
+    h = run(scenario())
+    first, second = h.of(ReplyDone)
+    assert first.interrupted and not second.interrupted
+    assert first.heard and first.heard != first.text and first.text.startswith(first.heard[:20])
+    assert h.of(BargeIn)[0].how == "typed"
+    history = h.session.history
+    assert history.messages[1].content.endswith(INTERRUPTED_DASH)
+    assert history.interrupted_note == INTERRUPTED_NOTE
+    # The next prompt carries the dash and the note that explains it.
+    prompt = llm.prompts[1]
+    assert INTERRUPTED_NOTE in prompt[0].content
+    assert any(m.content.endswith(INTERRUPTED_DASH) for m in prompt if m.role == "assistant")
+    rows = stored(isolated_home)
+    assert rows[1][0] == "assistant" and rows[1][3] == 1 and rows[1][4] == first.heard
+
+
+def test_piped_lines_wait_their_turn_and_do_not_interrupt(tmp_path):
+    llm = ScriptedLLM(["One. Two. Three."], ["Four."])
+
+    async def scenario():
+        async with Harness(tmp_path, llm) as h:
+            h.type("first", live=False)
+            h.type("second", live=False)
+            await h.until(ReplyDone, 2)
+            return h
+
+    h = run(scenario())
+    assert [d.interrupted for d in h.of(ReplyDone)] == [False, False]
+    assert not h.of(BargeIn)
+
+
+def test_speaking_over_the_reply_interrupts_it(tmp_path):
+    llm = ScriptedLLM(LONG_REPLY)
+
+    async def scenario():
+        async with Harness(tmp_path, llm, {7: "wait a moment please"}) as h:
+            h.type("Tell me a long story.", live=False)
+            await h.until_state(State.SPEAKING)
+            await asyncio.sleep(0.2)
+            await h.say(7, seconds=0.5)
+            await h.until(ReplyDone, 2)
+            return h
+
+    h = run(scenario())
+    barge = h.of(BargeIn)
+    assert barge and barge[0].how == "voice"
+    first = h.of(ReplyDone)[0]
+    assert first.interrupted
+    assert [e.text for e in h.of(UserText) if e.source is Source.VOICE] == ["wait a moment please"]
+
+
+def test_our_own_echo_neither_interrupts_nor_becomes_a_turn(tmp_path):
+    llm = ScriptedLLM(LONG_REPLY[:2])
+
+    async def scenario():
+        async with Harness(tmp_path, llm, {}, echo_gain=0.5) as h:
+            h.type("Tell me a story.", live=False)
+            await h.until_state(State.SPEAKING)
+            while not h.of(ReplyDone):  # the room hears the reply as it plays
+                await h.frames(0, 0.1)
+            await h.frames(0, 0.6)
+            return h
+
+    h = run(scenario())
+    assert h.of(SpeechStarted), "the room's echo was not even heard: the test proves nothing"
+    assert not h.of(BargeIn)
+    assert not h.of(ReplyDone)[0].interrupted
+    assert not [e for e in h.of(UserText) if e.source is Source.VOICE]
+
+
+def test_a_memory_command_changes_memory_and_is_answered(tmp_path, isolated_home):
+    async def scenario():
+        async with Harness(tmp_path) as h:
+            h.type("remember that I take my coffee black", live=False)
+            await h.until(ReplyDone)
+            return h
+
+    h = run(scenario())
+    change = h.of(MemoryChanged)[0]
+    assert change.kind == "remember" and "coffee black" in change.reply
+    db = sqlite3.connect(isolated_home / "data" / "perslm-voice.db")
+    facts = [r[0] for r in db.execute("SELECT text FROM facts")]
+    db.close()
+    assert any("coffee black" in f for f in facts)
+    assert not h.llm.prompts  # answered without the model
+
+
+def test_a_failing_model_is_said_in_one_line_and_retry_asks_again(tmp_path):
+    llm = ScriptedLLM(LLMUnreachable("cannot reach the LLM server at http://127.0.0.1:9"), ["Now."])
+
+    async def scenario():
+        async with Harness(tmp_path, llm) as h:
+            h.type("hello", live=False)
+            await h.until(ReplyDone)
+            h.type("/retry", live=False)
+            await h.until(ReplyDone, 2)
+            return h
+
+    h = run(scenario())
+    errors = [n for n in h.of(Notice) if n.level is Level.ERROR]
+    assert len(errors) == 1 and errors[0].text.endswith("Type /retry to ask again.")
+    assert "\n" not in errors[0].text
+    assert [d.text for d in h.of(ReplyDone)] == ["", "Now."]
+
+
+def test_a_failing_speech_to_text_is_said_and_listening_goes_on(tmp_path):
+    from perslm_voice.errors import ModelError
+
+    async def scenario():
+        async with Harness(tmp_path, stt_fail=ModelError("the model crashed")) as h:
+            await h.say(3)
+            return (await h.until(UtteranceRejected))[0]
+
+    rejected = run(scenario())
+    assert rejected.message.startswith("Not heard: the model crashed")
+
+
+def test_quit_typed_live_does_not_wait_for_the_reply(tmp_path):
+    llm = ScriptedLLM(LONG_REPLY * 4, piece_delay_s=0.05)
+
+    async def scenario():
+        async with Harness(tmp_path, llm) as h:
+            h.type("Talk for a long time.", live=False)
+            await h.until(ReplyDelta)
+            h.type("/quit")
+            await asyncio.wait_for(h._task, 3)
+            return h
+
+    h = run(scenario())
+    assert h.of(ReplyDone)[0].interrupted
+
+
+def test_observer_plugins_are_found_by_entry_point(tmp_path, monkeypatch):
+    plugin = tmp_path / "plugin"
+    (plugin / "count_events-1.0.dist-info").mkdir(parents=True)
+    (plugin / "count_events-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: count-events\nVersion: 1.0\n"
+    )
+    (plugin / "count_events-1.0.dist-info" / "entry_points.txt").write_text(
+        "[perslm_voice.observers]\ncount = count_events:attach\n"
+    )
+    (plugin / "count_events.py").write_text(
+        textwrap.dedent(
+            """
+            from perslm_voice.events import ReplyDone
+            SEEN = []
+            def attach(session):
+                session.subscribe(SEEN.append, ReplyDone)
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(plugin))
+
+    async def scenario():
+        async with Harness(tmp_path) as h:
+            h.type("hello", live=False)
+            await h.until(ReplyDone)
+
+    run(scenario())
+    assert [e.text for e in sys.modules["count_events"].SEEN] == ["Yes."]
+
+
+@pytest.mark.parametrize("broken", ["raise RuntimeError('no')", "import nosuchmodule"])
+def test_a_broken_plugin_is_said_and_the_session_goes_on(tmp_path, monkeypatch, broken):
+    plugin = tmp_path / "plugin"
+    (plugin / "bad_plugin-1.0.dist-info").mkdir(parents=True)
+    (plugin / "bad_plugin-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: bad-plugin\nVersion: 1.0\n"
+    )
+    (plugin / "bad_plugin-1.0.dist-info" / "entry_points.txt").write_text(
+        "[perslm_voice.observers]\nbad = bad_plugin:attach\n"
+    )
+    (plugin / "bad_plugin.py").write_text(f"def attach(session):\n    {broken}\n")
+    monkeypatch.syspath_prepend(str(plugin))
+    sys.modules.pop("bad_plugin", None)
+
+    async def scenario():
+        async with Harness(tmp_path) as h:
+            h.type("hello", live=False)
+            await h.until(ReplyDone)
+            return h
+
+    h = run(scenario())
+    assert any("'bad'" in n.text and "goes on without it" in n.text for n in h.of(Notice))
