@@ -271,26 +271,33 @@ def test_quit_typed_live_does_not_wait_for_the_reply(tmp_path):
     assert h.of(ReplyDone)[0].interrupted
 
 
-def test_observer_plugins_are_found_by_entry_point(tmp_path, monkeypatch):
+def install_plugin(tmp_path, monkeypatch, module: str, body: str) -> None:
+    """A real distribution on sys.path whose entry point ``perslm_voice.observers`` names
+    ``module:attach``: found by importlib.metadata as an installed plugin would be."""
     plugin = tmp_path / "plugin"
-    (plugin / "count_events-1.0.dist-info").mkdir(parents=True)
-    (plugin / "count_events-1.0.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: count-events\nVersion: 1.0\n"
+    info = plugin / f"{module}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        f"[perslm_voice.observers]\n{module} = {module}:attach\n"
     )
-    (plugin / "count_events-1.0.dist-info" / "entry_points.txt").write_text(
-        "[perslm_voice.observers]\ncount = count_events:attach\n"
-    )
-    (plugin / "count_events.py").write_text(
-        textwrap.dedent(
-            """
-            from perslm_voice.events import ReplyDone
-            SEEN = []
-            def attach(session):
-                session.subscribe(SEEN.append, ReplyDone)
-            """
-        )
-    )
+    (plugin / f"{module}.py").write_text(textwrap.dedent(body))
     monkeypatch.syspath_prepend(str(plugin))
+    sys.modules.pop(module, None)
+
+
+def test_observer_plugins_are_found_by_entry_point(tmp_path, monkeypatch):
+    install_plugin(
+        tmp_path,
+        monkeypatch,
+        "count_events",
+        """
+        from perslm_voice.events import ReplyDone
+        SEEN = []
+        def attach(session):
+            session.subscribe(SEEN.append, ReplyDone)
+        """,
+    )
 
     async def scenario():
         async with Harness(tmp_path) as h:
@@ -303,17 +310,7 @@ def test_observer_plugins_are_found_by_entry_point(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("broken", ["raise RuntimeError('no')", "import nosuchmodule"])
 def test_a_broken_plugin_is_said_and_the_session_goes_on(tmp_path, monkeypatch, broken):
-    plugin = tmp_path / "plugin"
-    (plugin / "bad_plugin-1.0.dist-info").mkdir(parents=True)
-    (plugin / "bad_plugin-1.0.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: bad-plugin\nVersion: 1.0\n"
-    )
-    (plugin / "bad_plugin-1.0.dist-info" / "entry_points.txt").write_text(
-        "[perslm_voice.observers]\nbad = bad_plugin:attach\n"
-    )
-    (plugin / "bad_plugin.py").write_text(f"def attach(session):\n    {broken}\n")
-    monkeypatch.syspath_prepend(str(plugin))
-    sys.modules.pop("bad_plugin", None)
+    install_plugin(tmp_path, monkeypatch, "bad_plugin", f"def attach(session):\n    {broken}\n")
 
     async def scenario():
         async with Harness(tmp_path) as h:
@@ -322,4 +319,4 @@ def test_a_broken_plugin_is_said_and_the_session_goes_on(tmp_path, monkeypatch, 
             return h
 
     h = run(scenario())
-    assert any("'bad'" in n.text and "goes on without it" in n.text for n in h.of(Notice))
+    assert any("'bad_plugin'" in n.text and "goes on without it" in n.text for n in h.of(Notice))
