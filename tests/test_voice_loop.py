@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -269,3 +270,41 @@ def test_the_profile_voice_settings_win_over_the_config(run_cli, tmp_path):
         assert "remember that your favourite colour is teal" in result.stdout.decode()
         lengths[user] = wav_seconds(out)
     assert lengths["quick"] < 0.85 * lengths["steady"]
+
+
+@pytest.mark.parametrize("content", [b"", b"RIFF not really a wave file", bytes(range(256)) * 40])
+def test_an_unreadable_recording_ends_the_session_with_one_line(run_cli, tmp_path, content):
+    bad = tmp_path / "question.wav"
+    bad.write_bytes(content)
+    result = run_cli("--user", "demo", "--audio-input", str(bad), input="", timeout=60)
+    err = result.stderr.decode()
+    assert result.returncode == 2, err
+    assert err.strip().count("\n") == 0 and "not a readable audio file" in err
+
+
+def test_timeout_ends_the_session_while_stdin_is_held_open(isolated_home):
+    read_end, write_end = os.pipe()  # a pipe that nobody writes to, and nobody closes
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "perslm_voice", "--user", "demo", "--timeout", "2",
+             "--output-mode", "text"],
+            stdin=read_end, capture_output=True, timeout=120, cwd=ROOT,
+        )  # fmt: skip
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert done.returncode == 0, done.stderr.decode()
+    assert "No turn for 2 s" in done.stdout.decode()
+
+
+def test_a_recording_fed_fast_never_splices_a_transcript_into_a_reply(run_cli, audio_dir):
+    result = run_cli(
+        "--user", "demo", "--audio-input", str(audio_dir / "vosk_test.wav"),
+        "--audio-input-speed", "fast", "--output-mode", "text", input="",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    heard = [line for line in lines if "you (voice):" in line]
+    assert len(heard) == 3, lines
+    assert all(line.startswith("you (voice):") for line in heard), lines
+    assert not any("you (voice):" in line for line in lines if line.startswith("assistant:"))

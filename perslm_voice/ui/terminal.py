@@ -59,11 +59,15 @@ STYLE = {Level.INFO: "dim", Level.WARNING: "yellow", Level.ERROR: "red"}
 
 
 class Renderer:
-    """Shows a session's events on the terminal. Notices wait for the banner."""
+    """Shows a session's events on the terminal. Notices wait for the banner; what the user said
+    while a reply's text is being written waits for its end (a recording fed fast is heard ahead
+    of the replies: its lines would land in the middle of one)."""
 
     def __init__(self, ui: UI):
         self.ui = ui
         self._held: list[Notice] | None = []
+        self._writing = False
+        self._heard: list[str] = []
 
     def banner_shown(self) -> None:
         held, self._held = self._held or [], None
@@ -80,13 +84,21 @@ class Renderer:
         elif isinstance(event, StateChanged):
             ui.set_state(event.state)
         elif isinstance(event, UserText) and event.source is Source.VOICE:
-            ui.heard(event.text)
+            if self._writing:
+                self._heard.append(event.text)
+            else:
+                ui.heard(event.text)
         elif isinstance(event, ReplyStarted):
+            self._writing = True
             ui.reply_started()
         elif isinstance(event, ReplyDelta):
             ui.reply_piece(event.text)
         elif isinstance(event, ReplyTextDone):
             ui.reply_finished(event.note)
+            self._writing = False
+            for text in self._heard:
+                ui.heard(text)
+            self._heard = []
         elif isinstance(event, ReplyDone):
             if event.interrupted and event.text_complete:  # the text was all out; the voice was cut
                 ui.notice("[interrupted]", "dim")
@@ -163,8 +175,8 @@ class RealtimeLoop:
                 notices.append(f"{exc}; type instead.")
         player = None
         if mode.output_mode != "text" or self.audio_output:
-            try:
-                player = open_audio_output(self.config, self.audio_output)
+            try:  # pygame's mixer opens on its own thread: the loop does not wait for it
+                player = await asyncio.to_thread(open_audio_output, self.config, self.audio_output)
             except AudioError as exc:
                 notices.append(f"{exc}; replies are text only.")
         room = attach_echo_room(self.echo_room, audio_in, player) if self.echo_room else None
