@@ -72,7 +72,12 @@ class UI:
 
     def heard(self, text: str) -> None:
         """What speech-to-text made of the user's voice."""
+        self.hearing("")
         self.console.print(f"[bold green]you (voice):[/bold green] {_escape(text)}")
+
+    def hearing(self, text: str) -> None:
+        """What the user has said so far, while they speak ("" when it is over); a terminal
+        shows it on the prompt line, a pipe does not."""
 
     def reply_started(self) -> None:
         raise NotImplementedError
@@ -203,6 +208,7 @@ class InteractiveUI(UI):
         self._task: asyncio.Task[None] | None = None
         self._session: Any = None
         self._partial = ""
+        self._hearing = ""
         self._first_line = True
 
     def set_state(self, state: State) -> None:
@@ -233,7 +239,14 @@ class InteractiveUI(UI):
             room = max(10, self.console.width - len(self.assistant_name) - 4)
             tail = self._partial.replace("\n", " ")[-room:]
             return FormattedText([("", f" {self.assistant_name}: {tail}")])
+        if self._hearing:
+            room = max(10, self.console.width - 12)
+            return FormattedText([("ansigreen", f" you (so far): {self._hearing[-room:]}")])
         return FormattedText([("", " /help for commands · Ctrl+C stops a reply · Ctrl+D quits")])
+
+    def hearing(self, text: str) -> None:
+        self._hearing = text
+        self._invalidate()
 
     def reply_started(self) -> None:
         self._partial = ""

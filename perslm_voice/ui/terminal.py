@@ -26,6 +26,7 @@ from ..errors import AudioError, UsageError
 from ..events import (
     Level,
     Notice,
+    PartialTranscript,
     ReplyDelta,
     ReplyDone,
     ReplyStarted,
@@ -34,6 +35,7 @@ from ..events import (
     Source,
     StateChanged,
     UserText,
+    UtteranceRejected,
 )
 from ..realtime_loop import Session
 from .audio_io import AudioInput, attach_echo_room, feed, open_audio_input, open_audio_output
@@ -88,6 +90,10 @@ class Renderer:
                 self._heard.append(event.text)
             else:
                 ui.heard(event.text)
+        elif isinstance(event, PartialTranscript):
+            ui.hearing(event.text)
+        elif isinstance(event, UtteranceRejected):
+            ui.hearing("")
         elif isinstance(event, ReplyStarted):
             self._writing = True
             ui.reply_started()
