@@ -16,7 +16,7 @@ from .audio.endpointer import Endpointer
 from .audio.vad import create_vad
 from .config import Config
 from .events import SAMPLE_RATE_HZ, AudioFrame, SpeechEnded, Transcript, TranscriptSegment
-from .stt.base import NOT_SPEECH, STT
+from .stt.base import NOT_SPEECH, STT, looping
 from .stt.context import PROMPT_CHARS, Window, plan_windows
 from .stt.notice import rejection_notice
 from .stt.registry import create_stt
@@ -198,7 +198,7 @@ def _read_window(
     """Whisper reads the window once; each utterance gets the words that fall within it. An
     utterance whose words are doubtful, or that got none, is also read alone (the text before it as
     the prompt) and judged alone: that is where noise and other languages are set aside, as they
-    were before. When that reading keeps it, the words it got in context stand."""
+    were before. When that reading keeps it, or only loops, the words it got in context stand."""
     started = time.perf_counter()
     heard = stt.transcribe(window.audio, language, user_language=user_language, words=True)
     result.stt_seconds += time.perf_counter() - started
@@ -222,10 +222,14 @@ def _read_window(
                 "read alone %.2f-%.2f s (in context: %r)", utterance.t_start, utterance.t_end, text
             )
             alone = _read_alone(utterance, stt, language, user_language, _said(result), result)
-            if alone.rejected or not alone.text:
+            if text and looping(alone, stt.config):
+                # Alone, a short stretch sent Whisper round in circles ("1, 0, 0, 0, 0, ..."
+                # for the "1 0" it heard in context): no evidence against what it heard there.
+                log.debug("kept %r: read alone, it looped", text)
+            elif alone.rejected or not alone.text:
                 _reject(utterance, alone, result)
                 continue
-            text, language_heard = text or alone.text, alone.language
+            text, language_heard = text or alone.text, alone.language or language_heard
         result.utterances.append(
             Utterance(utterance.t_start, utterance.t_end, text, language_heard)
         )

@@ -143,3 +143,11 @@ def judge(
             "low confidence", f"{LOW_CONFIDENCE} (average log-probability {logprob:.2f})"
         )
     return None
+
+
+def looping(transcript: Transcript, config: SpeechConfig) -> bool:
+    """Whether Whisper went round in circles on this audio ("thank you thank you ..."): judged
+    noise, though a short stretch of real speech read without its sentence does it too."""
+    return any(
+        s.compression_ratio > config.compression_ratio_threshold for s in transcript.segments
+    )

@@ -30,6 +30,7 @@ MAX_TOKENS_PER_S = 8  # fast speech is about 4 tokens/s: more than twice that is
 QUICK_CHECK_MIN_S = 1.5  # shorter speech is padded with silence for the quick check...
 QUICK_CHECK_PAD_S = 8.0  # ... this much: a lone word unpadded is often "zh" to it, and sure of it
 MAX_PROMPT_TOKENS = 223  # as faster-whisper: half the decoder's 448 positions, less one
+MAX_NEW_TOKENS = 448 - MAX_PROMPT_TOKENS - 5  # what is left after the longest prompt
 
 
 def _repeats(text: str, n: int = 3) -> bool:
@@ -233,6 +234,11 @@ class FasterWhisperSTT(STT):
                 temperature=0.0,
                 condition_on_previous_text=False,
                 initial_prompt=prompt or None,
+                # A loop ("1, 0, 0, 0, ..." on 0.7 s of digits) otherwise runs to the decoder's
+                # 448 positions: about a second of tiny.en for nothing.
+                max_new_tokens=min(
+                    round(MAX_TOKENS_PER_S * len(audio) / SAMPLE_RATE_HZ) + 10, MAX_NEW_TOKENS
+                ),  # fmt: skip
                 # An utterance is short: one segment, fewer tokens. A window of several, with
                 # their words, is read as Whisper reads long speech: segment by segment, and a
                 # segment that its silence rule calls silence is skipped (without that, the
