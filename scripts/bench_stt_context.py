@@ -7,7 +7,9 @@
 
 context: three readings of every recording, side by side: the whole file at once by the bare model
 (faster-whisper's own long-form transcription, no VAD), `transcribe` as it was (each utterance cut by
-the VAD read alone: ``context=False``), and `transcribe` now (utterances read together in windows).
+the VAD read alone: ``context=False``), each utterance alone with the text before it as Whisper's
+prompt (the other way to give context, not chosen), and `transcribe` now (utterances read together
+in windows).
 Columns: WER against what is said (for the AMI meetings, which come without a transcript: the word
 difference from the whole-file reading, marked ~), and seconds of STT per minute of audio.
 language: the old and the new language check on every utterance the live loop's endpointer cuts out
@@ -233,6 +235,18 @@ def bench_context(config: Config, workdir: Path) -> None:
 
         return read
 
+    def prompted(path: Path) -> tuple[str, float]:
+        """The other way to give context: each utterance alone, the text before as the prompt."""
+        said: list[str] = []
+        spent = 0.0
+        for utterance in cut(path, before)[0]:
+            started = time.perf_counter()
+            heard = stt_before.transcribe(utterance.audio, prompt=" ".join(said)[-600:] or None)
+            spent += time.perf_counter() - started
+            if not heard.rejected and heard.text:
+                said.append(heard.text)
+        return " ".join(said), spent
+
     def fastest(read: Callable[[Path], tuple[str, float]]) -> Callable[[Path], tuple[str, float]]:
         """The reading, and the faster of two runs: other work on a shared machine only adds."""
 
@@ -245,6 +259,7 @@ def bench_context(config: Config, workdir: Path) -> None:
     readings = {
         "whole file": fastest(timed_whole),
         "before": fastest(pipeline(False)),
+        "prompted": fastest(prompted),
         "after": fastest(pipeline(True)),
     }
     for read in readings.values():
@@ -279,7 +294,7 @@ def bench_context(config: Config, workdir: Path) -> None:
     )
     print(f"{'s STT / min of audio':28s} " + " ".join(f"{v[2] / audio_s * 60:>22.2f}" for v in totals.values()))  # fmt: skip
     noise = noise_clips(np.random.default_rng(2))
-    phantom = {k: 0 for k in ("before", "after")}
+    phantom = {k: 0 for k in ("before", "prompted", "after")}
     for name, clip in noise.items():
         path = write(workdir / "noise.wav", np.concatenate([clip, clip]))
         for key in phantom:
