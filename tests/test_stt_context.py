@@ -140,8 +140,9 @@ def test_windows_join_pieces_and_map_times_back():
     assert [[p.index for p in w.placed] for w in windows] == [[0, 1], [2]]
     first = windows[0]
     assert len(first.audio) == len(a) + len(b) + round(TURN_GAP_S * RATE)
-    assert first.to_source(1.0) == 11.0
-    assert first.to_source(2.0 + TURN_GAP_S + 0.5) == pytest.approx(20.5)
+    assert first.placed[1].offset_s == pytest.approx(2.0 + TURN_GAP_S)
+    assert first.placed[1].source_s == 20.0 and first.placed[1].duration_s == 3.0
+    assert first.piece_at(1.0).index == 0 and first.piece_at(2.0 + TURN_GAP_S + 0.5).index == 1
     assert first.piece_at(2.0 + TURN_GAP_S / 4).index == 0  # in the gap: the nearest piece
     assert plan_windows([]) == []
 

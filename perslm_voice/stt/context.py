@@ -3,7 +3,8 @@
 The VAD cuts speech at every pause, and Whisper reading each piece alone has lost what came before:
 it is less sure, it guesses words that the sentence would have made plain, and a stretch heard alone
 is more often taken for another language. faster-whisper's own ``vad_filter`` joins the speech
-chunks into one window and maps the times back; so do we, up to ``WINDOW_S`` of audio a window.
+chunks into one window and maps the times back; so do we, up to ``WINDOW_S`` of audio a window,
+and each word goes to the piece it was said in (``Window.piece_at``).
 A longer stretch is read window by window, each with the text before it as Whisper's prompt.
 """
 
@@ -50,11 +51,6 @@ class Window:
             return max(p.offset_s - t_s, t_s - (p.offset_s + p.duration_s), 0.0)
 
         return min(self.placed, key=distance)
-
-    def to_source(self, t_s: float) -> float:
-        """Window time ``t_s`` as time in the source."""
-        piece = self.piece_at(t_s)
-        return piece.source_s + min(max(t_s - piece.offset_s, 0.0), piece.duration_s)
 
 
 def plan_windows(
