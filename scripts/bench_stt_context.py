@@ -205,7 +205,7 @@ def whole_file(model, path: Path) -> str:
     return " ".join(s.text.strip() for s in segments)  # fmt: skip
 
 
-def bench_context(config: Config, workdir: Path) -> None:
+def bench_context(config: Config, workdir: Path, quick: bool = False) -> None:
     # `transcribe` as it was read each utterance on Whisper's full 30 s window (--window 30);
     # now it reads them together, and an utterance read alone on 10 s, as the live loop does.
     config = config.model_copy(deep=True)
@@ -219,6 +219,8 @@ def bench_context(config: Config, workdir: Path) -> None:
     stt.load()
     bare = _load_model(resolve_model(config.speech.model_name), config.speech)
     cases = context_cases(workdir, config)
+    if quick:  # the smoke test: one real recording and the same with pauses put in
+        cases = [c for c in cases if c.label in ("english.wav", "english + pauses")]
     readings: dict[str, Callable[[Path], tuple[str, float]]] = {}
 
     def timed_whole(path: Path) -> tuple[str, float]:
@@ -294,6 +296,8 @@ def bench_context(config: Config, workdir: Path) -> None:
     )
     print(f"{'s STT / min of audio':28s} " + " ".join(f"{v[2] / audio_s * 60:>22.2f}" for v in totals.values()))  # fmt: skip
     noise = noise_clips(np.random.default_rng(2))
+    if quick:
+        noise = {k: v for k, v in noise.items() if k in ("silence", "white noise")}
     phantom = {k: 0 for k in ("before", "prompted", "after")}
     for name, clip in noise.items():
         path = write(workdir / "noise.wav", np.concatenate([clip, clip]))
@@ -352,9 +356,12 @@ def language_clips(
     return english, other  # fmt: skip
 
 
-def bench_language(config: Config) -> None:
+def bench_language(config: Config, quick: bool = False) -> None:
     english, other = language_clips(config)
     noise = noise_clips(np.random.default_rng(2))
+    if quick:  # the smoke test: a few of each
+        english = [e for e in english if e[0].startswith("english.wav")]
+        noise = {k: v for k, v in noise.items() if k in ("silence", "white noise")}
     print(
         f"{len(english)} real English utterances, {len(other)} other-language, {len(noise)} noise/silence"
     )
@@ -377,15 +384,16 @@ def bench_language(config: Config) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("context", "language"), default=None)
+    parser.add_argument("--quick", action="store_true", help="a few recordings: a smoke test")
     args = parser.parse_args(argv)
     config = Config()
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "language"):
-            bench_language(config)
+            bench_language(config, args.quick)
         if args.only in (None, "context"):
-            bench_context(config, Path(tmp))
+            bench_context(config, Path(tmp), args.quick)
     return 0
 
 
