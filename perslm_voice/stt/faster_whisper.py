@@ -17,7 +17,13 @@ from ..config import SpeechConfig
 from ..errors import BackendUnavailable, ConfigError, ModelError
 from ..events import Transcript, TranscriptSegment
 from .base import STT, Verdict, english_only_reason, judge, rejected, whisper_input
-from .language import STRONG_EVIDENCE_PROB, LanguageView, base_code, decide
+from .language import (
+    STRONG_EVIDENCE_PROB,
+    WHISPER_LANGUAGES,
+    LanguageView,
+    base_code,
+    decide,
+)
 from .models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -193,6 +199,8 @@ class FasterWhisperSTT(STT):
             return prepared
         audio, language = prepared
         expected = base_code(user_language) or base_code(self.config.language)
+        if expected not in WHISPER_LANGUAGES:  # a profile may name one Whisper does not know
+            expected = None
         with self._lock:
             segments, detected, sure = self._decode(audio, language, prompt, words)
             if language is None and expected and detected != expected:
@@ -238,7 +246,7 @@ class FasterWhisperSTT(STT):
                 # 448 positions: about a second of tiny.en for nothing.
                 max_new_tokens=min(
                     round(MAX_TOKENS_PER_S * len(audio) / SAMPLE_RATE_HZ) + 10, MAX_NEW_TOKENS
-                ),  # fmt: skip
+                ),
                 # An utterance is short: one segment, fewer tokens. A window of several, with
                 # their words, is read as Whisper reads long speech: segment by segment, and a
                 # segment that its silence rule calls silence is skipped (without that, the
