@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -77,6 +78,10 @@ class Transcript:
     language: str | None = None
     segments: tuple[TranscriptSegment, ...] = ()
     rejected: str | None = None  # why the text is not to be trusted, e.g. "no speech"
+    # What kind of rejection ``rejected`` is, for code that acts on it (stt.notice words it for
+    # the user): another language, too unclear to trust, no words at all, or sound that is not
+    # speech (noise, Whisper's silence rule, a looping text). None when not rejected.
+    rejected_kind: Literal["language", "low confidence", "no speech", "noise"] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,9 @@ class TranscriptSegment:
     no_speech_prob: float = 0.0
     avg_logprob: float = 0.0
     compression_ratio: float = 0.0
+    # The segment's words with their own times (``avg_logprob``: the word's log-probability),
+    # when the caller asked for them (``STT.transcribe(..., words=True)``); else empty.
+    words: tuple[TranscriptSegment, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@
     .venv/bin/python scripts/bench_stt.py --live                   # also play the files in real time
     .venv/bin/python scripts/bench_stt.py --stt faster_whisper:tiny.en:context_s=30 \
         --stt faster_whisper:tiny.en                               # Whisper's full 30 s window vs 10 s
+    .venv/bin/python scripts/bench_stt.py --context --language-check   # issues 17 and 18: see
+                                                                   # scripts/bench_stt_context.py
 
 Utterances come from the real recordings in ../shared/audio and from speech generated with espeak-ng,
 cut by the same VAD + endpointer as the live loop. Columns:
@@ -217,7 +219,22 @@ def main() -> int:
         "--stt", action="append", help="backend:model[:key=value...] (speech.* keys), repeatable"
     )
     parser.add_argument("--live", action="store_true", help="also measure latency in real time")
+    parser.add_argument(
+        "--context",
+        action="store_true",
+        help="instead: the whole file vs transcribe before/after reading with context (WER, s/min)",
+    )
+    parser.add_argument(
+        "--language-check",
+        action="store_true",
+        help="instead: the old vs the new language check (false/true rejections, phantom words)",
+    )
     args = parser.parse_args()
+    if args.context or args.language_check:
+        import bench_stt_context  # scripts/ is on the path: this script's own folder
+
+        only = "context" if not args.language_check else "language" if not args.context else None
+        return bench_stt_context.main([] if only is None else ["--only", only])
     specs = args.stt or ["faster_whisper:tiny.en", "faster_whisper:base", "openai_whisper:tiny.en"]
     config = Config()
     with tempfile.TemporaryDirectory() as tmp:

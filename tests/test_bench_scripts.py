@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,3 +37,24 @@ def test_bench_latency_one_short_session(tmp_path: Path) -> None:
     assert "streaming: end of speech -> first audio p50" in proc.stdout
     assert "0 failed sessions" in proc.stdout
     assert (tmp_path / "real.wav").exists()
+
+
+def test_bench_stt_context_quick() -> None:
+    """The hearing benchmark on one real recording: both tables, and the French and Chinese
+    recordings still rejected by the new check, no phantom words."""
+    if not (ROOT.parent / "shared" / "audio" / "english.wav").is_file():
+        pytest.skip("the real recordings are not beside the repository")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_stt_context.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    new = next(line for line in lines if line.startswith("new "))
+    assert new.split()[1:7] == ["0", "of", new.split()[3], "2", "of", "2"], new
+    assert any(line.startswith("english + pauses") for line in lines)
+    assert "s STT / min of audio" in proc.stdout
+    assert "phantom words on 2 noise/silence files: before 0, prompted 0, after 0" in proc.stdout

@@ -251,7 +251,14 @@ def test_openai_backend_against_a_loopback_server(fake_server, monkeypatch, audi
     assert request["path"] == "/v1/audio/transcriptions"
     assert b"RIFF" in request["body"] and b"whisper-1" in request["body"]
     assert b'name="language"' in request["body"]
+    assert b'name="prompt"' not in request["body"]
     assert "sk-test-123" not in stt.description
+    assert result.language == "en"  # the server's "english", as the code the rest expects
+    # The text before (the earlier pieces of a turn) and a request for timed words reach it.
+    stt.transcribe(load_audio(audio_dir / "english.wav"), prompt="Count with me.", words=True)
+    body = FakeTranscriptions.requests[-1]["body"]
+    assert b'name="prompt"' in body and b"Count with me." in body
+    assert b"timestamp_granularities" in body and b"word" in body
     stt.close()
 
 

@@ -32,10 +32,17 @@ TRANSCRIPT_SILENCE_S = 1.0
     "--window",
     "window_s",
     type=click.FloatRange(1.0, 30.0),
-    default=30.0,
+    default=10.0,
     show_default=True,
-    help="Seconds of audio Whisper reads per utterance (speech.context_s). Its full 30 s window is"
-    " the most accurate; the live loop reads 10 s, about 3x faster.",
+    help="Seconds of audio Whisper reads for an utterance read alone (speech.context_s), as the"
+    " live loop does; utterances read together always get Whisper's full 30 s window.",
+)
+@click.option(
+    "--context/--no-context",
+    default=True,
+    show_default=True,
+    help="Read nearby utterances together (Whisper hears each word in its sentence); "
+    "--no-context reads each utterance alone, as the live loop reads a turn.",
 )
 @click.option(
     "--log-level",
@@ -52,11 +59,13 @@ def transcribe(
     language: str | None,
     silence_s: float,
     window_s: float,
+    context: bool,
     log_level: str | None,
 ) -> None:
     """Speech-to-text of an audio FILE (WAV, FLAC, AIFF, MP3, ...), segmented by the VAD.
 
-    Prints one line per utterance; --json gives the segments with start and end seconds.
+    Prints one line per utterance, and on stderr what it set aside (noise, another language, too
+    unclear) with the reason; --json gives the segments with start and end seconds.
     """
     config = load(
         config_file,
@@ -70,17 +79,16 @@ def transcribe(
         },
     )
     logs.setup(config.logging.level, config.logging.file)
-    result = transcribe_file(file, config)
+    result = transcribe_file(file, config, context=context)
     if as_json:
         print_json(result.to_dict())
         return
     for utterance in result.utterances:
         console.print(utterance.text, markup=False)
-    if result.rejected:
+    for rejection in result.rejected:
         err_console.print(
-            f"({len(result.rejected)} sound(s) not transcribed: "
-            + "; ".join(sorted({r.reason for r in result.rejected}))
-            + ")",
+            f"not transcribed {rejection.start_s:.1f}-{rejection.end_s:.1f} s:"
+            f" {rejection.notice.strip('()')} ({rejection.reason})",
             style="dim",
             markup=False,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
@@ -15,7 +16,14 @@ import numpy as np
 from ..config import SpeechConfig
 from ..errors import BackendUnavailable, ConfigError, ModelError
 from ..events import Transcript, TranscriptSegment
-from .base import STT, english_only_reason, judge, whisper_input
+from .base import STT, Verdict, english_only_reason, judge, rejected, whisper_input
+from .language import (
+    STRONG_EVIDENCE_PROB,
+    WHISPER_LANGUAGES,
+    LanguageView,
+    base_code,
+    decide,
+)
 from .models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -25,10 +33,10 @@ FRAMES_PER_S = 100  # Whisper's log-Mel frames
 FULL_WINDOW_S = 30.0
 CONTEXT_MARGIN_S = 2.0  # silence after the utterance in a shortened window (see _decode_short)
 MAX_TOKENS_PER_S = 8  # fast speech is about 4 tokens/s: more than twice that is a loop
-QUICK_CHECK_SURE_PROB = 0.8  # a non-English guess this sure needs no second look
 QUICK_CHECK_MIN_S = 1.5  # shorter speech is padded with silence for the quick check...
 QUICK_CHECK_PAD_S = 8.0  # ... this much: a lone word unpadded is often "zh" to it, and sure of it
-LANGUAGE_CHECK_MIN_PROB = 0.5  # another language must be at least this likely to reject
+MAX_PROMPT_TOKENS = 223  # as faster-whisper: half the decoder's 448 positions, less one
+MAX_NEW_TOKENS = 448 - MAX_PROMPT_TOKENS - 5  # what is left after the longest prompt
 
 
 def _repeats(text: str, n: int = 3) -> bool:
@@ -52,6 +60,28 @@ def _load_model(path: Path, config: SpeechConfig) -> Any:
         raise ModelError(f"cannot load Whisper model {path}: {exc}") from None
 
 
+def _segment(piece: Any) -> TranscriptSegment:
+    """faster-whisper's segment (and its words, when it has them) as ours."""
+    words = tuple(
+        TranscriptSegment(
+            text=w.word,
+            start_s=float(w.start),
+            end_s=float(w.end),
+            avg_logprob=math.log(max(float(w.probability), 1e-9)),
+        )
+        for w in piece.words or ()
+    )
+    return TranscriptSegment(
+        text=piece.text.strip(),
+        start_s=float(piece.start),
+        end_s=float(piece.end),
+        no_speech_prob=float(piece.no_speech_prob),
+        avg_logprob=float(piece.avg_logprob),
+        compression_ratio=float(piece.compression_ratio),
+        words=words,
+    )
+
+
 class FasterWhisperSTT(STT):
     """faster-whisper with greedy decoding and no temperature fallback (fast and predictable).
 
@@ -59,7 +89,9 @@ class FasterWhisperSTT(STT):
     says why it rejects. An English-only model turns other languages into fluent English that was
     never said ("Thank you very much."), so when such a transcript is doubtful (average log-probability
     below ``speech.language_check_below``) a multilingual model, when installed, identifies the
-    language; another language is rejected as such. Clear English never pays for that check.
+    language; the user's language is the prior, and another one wins only on strong, consistent
+    evidence (see ``language.py``). Clear English never pays for that check, and unclear English
+    that the check does not place elsewhere is kept: misheard beats ignored.
     """
 
     name = "faster_whisper"
@@ -105,7 +137,7 @@ class FasterWhisperSTT(STT):
         """One throw-away run at load time, so that the first utterance is as fast as the tenth."""
         started = time.monotonic()
         quiet = np.zeros(16000, np.float32)
-        self._decode(quiet, None if self.multilingual else "en")
+        self._decode(quiet, None if self.multilingual else "en", None, False)
         if self._checker is not None:
             self._quick_language(quiet)
         log.debug("stt: warmed up in %.0f ms", (time.monotonic() - started) * 1000)
@@ -123,8 +155,23 @@ class FasterWhisperSTT(STT):
             raise ConfigError(f"speech.language_check_model: {name!r} is not multilingual")
         return checker
 
-    def transcribe(self, audio_int16_16k: np.ndarray, language: str | None = None) -> Transcript:
-        return self._transcribe(audio_int16_16k, language, check_language=True)
+    def transcribe(
+        self,
+        audio_int16_16k: np.ndarray,
+        language: str | None = None,
+        *,
+        user_language: str | None = None,
+        prompt: str | None = None,
+        words: bool = False,
+    ) -> Transcript:
+        return self._transcribe(
+            audio_int16_16k,
+            language,
+            check_language=True,
+            user_language=user_language,
+            prompt=prompt,
+            words=words,
+        )
 
     def transcribe_words(
         self, audio_int16_16k: np.ndarray, language: str | None = None
@@ -134,67 +181,92 @@ class FasterWhisperSTT(STT):
         return self._transcribe(audio_int16_16k, language, check_language=False)
 
     def _transcribe(
-        self, audio_int16_16k: np.ndarray, language: str | None, *, check_language: bool
+        self,
+        audio_int16_16k: np.ndarray,
+        language: str | None,
+        *,
+        check_language: bool,
+        user_language: str | None = None,
+        prompt: str | None = None,
+        words: bool = False,
     ) -> Transcript:
         self.load()
+        forced = language or self.config.language
         prepared = whisper_input(
-            audio_int16_16k,
-            language or self.config.language,
-            multilingual=self.multilingual,
-            model_label=self.model_label,
+            audio_int16_16k, forced, multilingual=self.multilingual, model_label=self.model_label
         )
         if isinstance(prepared, Transcript):
             return prepared
         audio, language = prepared
+        expected = base_code(user_language) or base_code(self.config.language)
+        if expected not in WHISPER_LANGUAGES:  # a profile may name one Whisper does not know
+            expected = None
         with self._lock:
-            segments, detected = self._decode(audio, language)
-            text = " ".join(s.text for s in segments if s.text).strip()
-            rejected = judge(segments, self.config)
-            not_speech = bool(rejected) and rejected.startswith("not speech")
-            checked = check_language and self._checker is not None
-            if checked and not not_speech and self._doubtful(segments):
-                heard = self._detect_language(audio)
-                if heard is not None and heard != "en":
-                    detected = heard
-                    rejected = english_only_reason(self.model_label, heard)
-        return Transcript(text, detected, segments, rejected)
+            segments, detected, sure = self._decode(audio, language, prompt, words)
+            if language is None and expected and detected != expected:
+                if sure < STRONG_EVIDENCE_PROB:  # a lean, not evidence: the user's language
+                    log.debug("stt: heard %s (p=%.2f), read as %s", detected, sure, expected)
+                    segments, detected, _ = self._decode(audio, expected, prompt, words)
+            verdict = judge(segments, self.config)
+            doubtful = verdict is None or verdict.kind == "low confidence"
+            if check_language and self._checker is not None and doubtful:
+                if self._doubtful(segments):
+                    other = self._other_language(audio, expected)
+                    if other is not None:
+                        detected = other.language
+                        reason = english_only_reason(self.model_label, other.language)
+                        verdict = Verdict("language", str(reason))
+                    elif verdict is not None:
+                        # Whisper's silence rule did not fire (noise does: see judge), and no
+                        # other language is in evidence: a person said something in the user's
+                        # language that was hard to hear. Misheard beats ignored.
+                        log.info("stt: unclear but kept (%s): %r", verdict.reason, segments)
+                        verdict = None
+        text = " ".join(s.text for s in segments if s.text).strip()
+        return rejected(Transcript(text, detected, segments), verdict)
 
     def _decode(
-        self, audio: np.ndarray, language: str | None
-    ) -> tuple[tuple[TranscriptSegment, ...], str]:
+        self, audio: np.ndarray, language: str | None, prompt: str | None, words: bool
+    ) -> tuple[tuple[TranscriptSegment, ...], str, float]:
+        """The segments, their language and how sure the model is of it (1.0 when given)."""
         try:
-            short = self._decode_short(audio, language) if language is not None else None
+            short = None
+            if language is not None and not words:  # word times come from the full path
+                short = self._decode_short(audio, language, prompt)
             if short is not None:
-                return short, language
+                return short, language, 1.0
             pieces, info = self._model.transcribe(
                 audio,
                 language=language,
                 beam_size=self.config.beam_size,
                 temperature=0.0,
                 condition_on_previous_text=False,
-                without_timestamps=True,  # utterances are short: one segment, fewer tokens
+                initial_prompt=prompt or None,
+                # A loop ("1, 0, 0, 0, ..." on 0.7 s of digits) otherwise runs to the decoder's
+                # 448 positions: about a second of tiny.en for nothing.
+                max_new_tokens=min(
+                    round(MAX_TOKENS_PER_S * len(audio) / SAMPLE_RATE_HZ) + 10, MAX_NEW_TOKENS
+                ),
+                # An utterance is short: one segment, fewer tokens. A window of several, with
+                # their words, is read as Whisper reads long speech: segment by segment, and a
+                # segment that its silence rule calls silence is skipped (without that, the
+                # silence after the last word became "Thank you." on english.wav).
+                without_timestamps=not words,
+                word_timestamps=words,
                 vad_filter=False,  # the endpointer already cut the speech out
-                no_speech_threshold=None,  # judged afterwards, with a reason
-                log_prob_threshold=None,
+                no_speech_threshold=self.config.no_speech_threshold if words else None,
+                log_prob_threshold=self.config.log_prob_threshold if words else None,
                 compression_ratio_threshold=None,
             )
-            segments = tuple(
-                TranscriptSegment(
-                    text=p.text.strip(),
-                    start_s=float(p.start),
-                    end_s=float(p.end),
-                    no_speech_prob=float(p.no_speech_prob),
-                    avg_logprob=float(p.avg_logprob),
-                    compression_ratio=float(p.compression_ratio),
-                )
-                for p in pieces
-            )
+            segments = tuple(_segment(p) for p in pieces)
         except Exception as exc:
             raise ModelError(f"speech-to-text failed: {exc}") from None
-        return segments, (info.language if self.multilingual else "en")
+        if not self.multilingual:
+            return segments, "en", 1.0
+        return segments, info.language, float(info.language_probability)
 
     def _decode_short(
-        self, audio: np.ndarray, language: str
+        self, audio: np.ndarray, language: str, prompt: str | None = None
     ) -> tuple[TranscriptSegment, ...] | None:
         """Whisper on a shorter window than its 30 s: the utterance plus 2 s of silence, at least
         ``speech.context_s``. Or None: the full window is needed (see below).
@@ -222,14 +294,15 @@ class FasterWhisperSTT(STT):
         used = min(frames, features.shape[-1])
         padded[:, :used] = features[:, :used]
         tokenizer = Tokenizer(model.hf_tokenizer, self.multilingual, "transcribe", language)
-        prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
+        previous = tokenizer.encode(" " + prompt.strip())[-MAX_PROMPT_TOKENS:] if prompt else []
+        tokens_in = model.get_prompt(tokenizer, previous, without_timestamps=True)
         limit = round(MAX_TOKENS_PER_S * seconds) + 10
         encoded = model.encode(padded)
         result = model.model.generate(
             encoded,
-            [prompt],
+            [tokens_in],
             beam_size=self.config.beam_size,
-            max_length=len(prompt) + limit,
+            max_length=len(tokens_in) + limit,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
@@ -278,26 +351,29 @@ class FasterWhisperSTT(STT):
         token, probability = self._checker.model.detect_language(encoded)[0][0]
         return token.strip("<|>"), float(probability)
 
-    def _detect_language(self, audio: np.ndarray) -> str | None:
-        """The language the multilingual checker hears, when it is sure enough; else None."""
+    def _other_language(self, audio: np.ndarray, expected: str | None) -> LanguageView | None:
+        """The other language the checker hears, on strong and consistent evidence; else None.
+
+        A short utterance (under 1.5 s) is read once, with 8 s of silence after it; a longer one
+        first as it is (~40 ms for base on 2 threads), and only if that reading already names
+        another language strongly, again with the silence after it (~200 ms): both must agree
+        (``language.decide``). Clear English never gets here; real English that does mostly
+        stops after the first reading."""
+        views: list[LanguageView] = []
         try:
-            short = len(audio) < QUICK_CHECK_MIN_S * SAMPLE_RATE_HZ
-            language, probability = self._quick_language(audio, QUICK_CHECK_PAD_S if short else 0)
-            log.debug("stt: quick language check heard %s (p=%.2f)", language, probability)
-            if not short and language != "en" and probability < QUICK_CHECK_SURE_PROB:
-                # Unsure: ask again with the silence after it. On the recordings and test
-                # voices this agrees with Whisper's full 30 s window at a quarter of its cost
-                # (about 190 ms against 690 ms for base on 2 idle cores).
-                language, probability = self._quick_language(audio, QUICK_CHECK_PAD_S)
-        except (
-            Exception
-        ) as exc:  # the check is a safeguard: a failure keeps the transcript's verdict
+            if len(audio) >= QUICK_CHECK_MIN_S * SAMPLE_RATE_HZ:
+                views.append(LanguageView(*self._quick_language(audio), "as heard"))
+                if decide(views, "en", expected) is None:
+                    log.debug("stt: language check: %s, not another language", views)
+                    return None
+            padded = self._quick_language(audio, QUICK_CHECK_PAD_S)
+            views.append(LanguageView(*padded, f"with {QUICK_CHECK_PAD_S:.0f} s of silence after"))
+        except Exception as exc:  # the check is a safeguard: a failure keeps the transcript
             log.warning("stt: language check failed: %s", exc)
             return None
-        log.debug("stt: language check heard %s (p=%.2f)", language, probability)
-        if language != "en" and probability < LANGUAGE_CHECK_MIN_PROB:
-            return None
-        return str(language)
+        other = decide(views, "en", expected)
+        log.debug("stt: language check: %s -> %s", views, other.language if other else "en")
+        return other
 
     def close(self) -> None:
         with self._lock:

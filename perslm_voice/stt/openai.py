@@ -12,7 +12,8 @@ import numpy as np
 from ..config import SpeechConfig
 from ..errors import BackendUnavailable, ModelError
 from ..events import SAMPLE_RATE_HZ, Transcript, TranscriptSegment
-from .base import STT, judge
+from .base import NO_AUDIO, NOT_SPEECH, STT, Verdict, judge, rejected
+from .language import WHISPER_LANGUAGES
 from .models import BUNDLED
 
 DEFAULT_MODEL = "whisper-1"
@@ -27,6 +28,27 @@ def wav_bytes(audio_int16_16k: np.ndarray) -> bytes:
         out.setframerate(SAMPLE_RATE_HZ)
         out.writeframes(np.asarray(audio_int16_16k, "<i2").tobytes())
     return buffer.getvalue()
+
+
+def _words_within(words: list[dict[str, Any]], start_s: float, end_s: float) -> tuple:
+    """The server's timed words (verbose_json ``words``) whose middle lies in one segment; the
+    server gives no per-word probability."""
+    return tuple(
+        TranscriptSegment(str(w.get("word", "")), float(w["start"]), float(w["end"]))
+        for w in words
+        if "start" in w and "end" in w and start_s <= (w["start"] + w["end"]) / 2 <= end_s
+    )
+
+
+def _code(language: Any) -> str | None:
+    """OpenAI names the language ("english"); Whisper's code ("en") is what the rest expects."""
+    if not language:
+        return None
+    name = str(language).lower()
+    for code, full in WHISPER_LANGUAGES.items():
+        if full.lower() == name:
+            return code
+    return name
 
 
 class OpenAISTT(STT):
@@ -65,11 +87,26 @@ class OpenAISTT(STT):
 
         self._client = openai.OpenAI(api_key=key, base_url=self.config.base_url, max_retries=1)
 
-    def transcribe(self, audio_int16_16k: np.ndarray, language: str | None = None) -> Transcript:
+    def transcribe(
+        self,
+        audio_int16_16k: np.ndarray,
+        language: str | None = None,
+        *,
+        user_language: str | None = None,
+        prompt: str | None = None,
+        words: bool = False,
+    ) -> Transcript:
         self.load()
         language = language or self.config.language
         if len(audio_int16_16k) == 0:
-            return Transcript("", language, rejected="not speech (no audio)")
+            return Transcript("", language, rejected=NO_AUDIO, rejected_kind="no speech")
+        options: dict[str, Any] = {}
+        if language:
+            options["language"] = language
+        if prompt:
+            options["prompt"] = prompt
+        if words:
+            options["timestamp_granularities"] = ["segment", "word"]
         import openai
 
         try:
@@ -77,7 +114,7 @@ class OpenAISTT(STT):
                 model=self.model,
                 file=("utterance.wav", wav_bytes(audio_int16_16k), "audio/wav"),
                 response_format="verbose_json",
-                **({"language": language} if language else {}),
+                **options,
             )
         except openai.AuthenticationError:
             raise BackendUnavailable(
@@ -89,6 +126,7 @@ class OpenAISTT(STT):
             raise ModelError(f"speech-to-text server error: {exc}") from None
         data = response if isinstance(response, dict) else response.model_dump()
         text = str(data.get("text") or "").strip()
+        spoken = [w for w in data.get("words") or [] if isinstance(w, dict)]
         segments = tuple(
             TranscriptSegment(
                 text=str(s.get("text", "")).strip(),
@@ -97,14 +135,16 @@ class OpenAISTT(STT):
                 no_speech_prob=float(s.get("no_speech_prob", 0.0)),
                 avg_logprob=float(s.get("avg_logprob", 0.0)),
                 compression_ratio=float(s.get("compression_ratio", 0.0)),
+                words=_words_within(spoken, float(s.get("start", 0.0)), float(s.get("end", 0.0))),
             )
             for s in data.get("segments") or []
         )
         if segments:
-            rejected = judge(segments, self.config)
+            verdict = judge(segments, self.config)
         else:
-            rejected = None if text else "not speech"
-        return Transcript(text, data.get("language") or language, segments, rejected)
+            verdict = None if text else Verdict("no speech", NOT_SPEECH)
+        heard = Transcript(text, _code(data.get("language")) or language, segments)
+        return rejected(heard, verdict)
 
     def close(self) -> None:
         if self._client is not None:

@@ -8,6 +8,7 @@ is loaded as it is.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from pathlib import Path
@@ -19,7 +20,7 @@ from .. import paths
 from ..config import SpeechConfig
 from ..errors import ConfigError, ModelError
 from ..events import Transcript, TranscriptSegment
-from .base import STT, judge, whisper_input
+from .base import STT, judge, rejected, whisper_input
 from .models import BUNDLED, resolve_model
 
 
@@ -78,7 +79,17 @@ class OpenAIWhisperSTT(STT):
                     f"cannot load openai-whisper checkpoint {checkpoint}: {exc}"
                 ) from None
 
-    def transcribe(self, audio_int16_16k: np.ndarray, language: str | None = None) -> Transcript:
+    def transcribe(
+        self,
+        audio_int16_16k: np.ndarray,
+        language: str | None = None,
+        *,
+        user_language: str | None = None,
+        prompt: str | None = None,
+        words: bool = False,
+    ) -> Transcript:
+        """As ``STT.transcribe``; this backend has no language check, so ``user_language`` is
+        not used."""
         self.load()
         prepared = whisper_input(
             audio_int16_16k,
@@ -97,7 +108,9 @@ class OpenAIWhisperSTT(STT):
                     beam_size=None if self.config.beam_size == 1 else self.config.beam_size,
                     temperature=0.0,
                     condition_on_previous_text=False,
+                    initial_prompt=prompt or None,
                     without_timestamps=True,
+                    word_timestamps=words,
                     fp16=False,
                     no_speech_threshold=None,
                     logprob_threshold=None,
@@ -113,13 +126,21 @@ class OpenAIWhisperSTT(STT):
                 no_speech_prob=float(s["no_speech_prob"]),
                 avg_logprob=float(s["avg_logprob"]),
                 compression_ratio=float(s["compression_ratio"]),
+                words=tuple(
+                    TranscriptSegment(
+                        str(w["word"]),
+                        float(w["start"]),
+                        float(w["end"]),
+                        avg_logprob=math.log(max(float(w["probability"]), 1e-9)),
+                    )
+                    for w in s.get("words") or ()
+                ),
             )
             for s in result["segments"]
         )
         text = str(result["text"]).strip()
-        return Transcript(
-            text, result.get("language") or language, segments, judge(segments, self.config)
-        )
+        heard = Transcript(text, result.get("language") or language, segments)
+        return rejected(heard, judge(segments, self.config))
 
     def close(self) -> None:
         with self._lock:
