@@ -152,6 +152,8 @@ class UtteranceRejected:
     kind: Rejection
     reason: str
     message: str | None = None
+    detail: str | None = None  # speech-to-text's own kind: language, low confidence, noise, ...
+    hint: str = ""  # what the user can do ("Say it again, or type it.")
 
 
 @dataclass(frozen=True)

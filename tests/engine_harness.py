@@ -90,7 +90,9 @@ class CodedSTT(STT):
     def description(self) -> str:
         return "coded"
 
-    def transcribe(self, audio_int16_16k: np.ndarray, language: str | None = None) -> Transcript:
+    def transcribe(
+        self, audio_int16_16k: np.ndarray, language: str | None = None, **options: Any
+    ) -> Transcript:
         if self.fail is not None:
             raise self.fail
         loud = np.abs(audio_int16_16k[np.abs(audio_int16_16k) > 50].astype(np.float64))

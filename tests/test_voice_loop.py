@@ -308,3 +308,15 @@ def test_a_recording_fed_fast_never_splices_a_transcript_into_a_reply(run_cli, a
     assert len(heard) == 3, lines
     assert all(line.startswith("you (voice):") for line in heard), lines
     assert not any("you (voice):" in line for line in lines if line.startswith("assistant:"))
+
+
+def test_french_heard_is_not_answered_and_the_user_is_told_why(run_cli, audio_dir, stored_turns):
+    result = run_cli(
+        "--user", "demo", "--audio-input", str(audio_dir / "french.aiff"),
+        "--output-mode", "text", input="",
+    )  # fmt: skip
+    out = result.stdout.decode()
+    assert result.returncode == 0, result.stderr.decode()
+    assert "(didn't catch that: it sounded like French)" in out, out
+    assert "assistant:" not in out  # rejected audio never becomes a reply
+    assert stored_turns() == []

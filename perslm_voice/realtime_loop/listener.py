@@ -43,6 +43,7 @@ from ..events import (
     UtteranceRejected,
 )
 from ..stt.base import STT
+from ..stt.notice import rejection_notice
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +81,20 @@ class Heard:
     not_ours: float | None = None
 
 
-def rejection_message(kind: Rejection, reason: str) -> str | None:
-    """The line the user sees for something heard and not answered (None: nothing to say)."""
+def rejected(
+    kind: Rejection, reason: str, transcript: Transcript | None = None
+) -> UtteranceRejected:
+    """The event for something heard and not answered, with the line the user sees (None when
+    there is nothing they need to know: a cough, our own echo)."""
     if kind is Rejection.FAILED:
-        return f"Not heard: {reason}; please say it again, or type it."
-    if kind is Rejection.UNCLEAR and "language" in reason:
-        return f"Not understood: {reason}."
-    return None
+        message = f"Not heard: {reason}; please say it again, or type it."
+        return UtteranceRejected(kind, reason, message, hint="Say it again, or type it.")
+    notice = rejection_notice(transcript) if transcript is not None else None
+    if notice is None:
+        return UtteranceRejected(kind, reason)
+    return UtteranceRejected(
+        kind, reason, notice.line if notice.shown else None, notice.kind, notice.hint
+    )
 
 
 class Listener:
@@ -100,6 +108,7 @@ class Listener:
         emit: Callable[[Any], None],
         *,
         language: str | None,
+        user_language: str | None = None,
         guard: EchoGuard | None = None,
         max_queued_frames: int | None = None,
     ):
@@ -107,6 +116,7 @@ class Listener:
         self.stt = stt
         self.stt_ready = stt_ready
         self.language = language
+        self.user_language = user_language  # the profile's: the language check's prior
         self.guard = guard
         self.max_queued_frames = max_queued_frames  # None: a file, every frame is kept
         self.dropped_frames = 0
@@ -282,9 +292,13 @@ class Listener:
 
         def work() -> Heard:
             if guard is None or t0 is None:
-                return Heard(self.stt.transcribe(audio, self.language))
-            cleaned, not_ours = guard.separate(audio, t0)
-            return Heard(self.stt.transcribe(cleaned, self.language), not_ours)
+                cleaned, not_ours = audio, None
+            else:
+                cleaned, not_ours = guard.separate(audio, t0)
+            transcript = self.stt.transcribe(
+                cleaned, self.language, user_language=self.user_language
+            )
+            return Heard(transcript, not_ours)
 
         return await asyncio.to_thread(work)
 
@@ -315,10 +329,10 @@ class Listener:
                 self.echo_dropped += 1
                 log.info("echo: dropped a voice turn made of our own words: %r", transcript.text)
             if verdict is not None:
-                self._reject(*verdict)
+                self._reject(*verdict, transcript)
                 continue
             self._emit(self._user_text(transcript, ended.t_end, t_ready))
 
-    def _reject(self, kind: Rejection, reason: str) -> None:
+    def _reject(self, kind: Rejection, reason: str, transcript: Transcript | None = None) -> None:
         log.info("heard something, not taken as a turn: %s", reason)
-        self._emit(UtteranceRejected(kind, reason, rejection_message(kind, reason)))
+        self._emit(rejected(kind, reason, transcript))

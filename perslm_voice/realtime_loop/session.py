@@ -57,7 +57,7 @@ from .observers import EventBus, Observer, attach_observers
 from .persist import StoreWorker
 from .speaker import FirstAudio, Speaker, SpeechFailed
 from .stages import describe, wire_stages
-from .turn import TurnRunner
+from .turn import TurnRunner, voice_for
 
 log = logging.getLogger(__name__)
 
@@ -154,15 +154,17 @@ class Session:
         models = self._models
         if models.llm_ready is not None:
             models.llm_ready.add_done_callback(self._llm_loaded)
-        stages = wire_stages(self, models, self._player, self._hearing, self._max_queued_frames)
-        self.speaker, self.listener = stages.speaker, stages.listener
-        self.guard, self.judge = stages.guard, stages.judge
+        user_language = None
         if self.store.store is not None:
             with contextlib.suppress(StoreError):
                 profile = await self.store.run(lambda store: store.get_profile(self.user_id))
-                from .turn import voice_for
-
                 self.voice = voice_for(self.config, profile)
+                user_language = profile.language
+        stages = wire_stages(
+            self, models, self._player, self._hearing, self._max_queued_frames, user_language
+        )
+        self.speaker, self.listener = stages.speaker, stages.listener
+        self.guard, self.judge = stages.guard, stages.judge
 
     @property
     def hearing(self) -> bool:

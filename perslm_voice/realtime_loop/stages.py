@@ -36,6 +36,7 @@ def wire_stages(
     player: Player | None,
     hearing: bool,
     max_queued_frames: int | None,
+    user_language: str | None = None,
 ) -> Stages:
     """The stages for what the session has: a voice when there is a player and a TTS, ears
     when audio will be pushed and speech-to-text can start. Problems are said as notices."""
@@ -67,6 +68,7 @@ def wire_stages(
         models.stt_ready,
         session.on_stage,
         language=config.speech.language,
+        user_language=user_language,
         guard=stages.guard,
         max_queued_frames=max_queued_frames,
     )
