@@ -31,6 +31,7 @@ from perslm_voice.events import (
     AudioFrame,
     AudioPlayed,
     AudioSilenced,
+    ReplyAudio,
     Transcript,
 )
 from perslm_voice.llm.base import LLM, Message
@@ -230,7 +231,7 @@ class Harness:
         while len(self.of(kind)) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"no {count} x {kind.__name__} in {timeout_s} s: {self.events}"
+                    f"no {count} x {kind.__name__} in {timeout_s} s: {self.said()}"
                 )
             await asyncio.sleep(0.01)
         return self.of(kind)
@@ -241,8 +242,12 @@ class Harness:
         assert self.session is not None
         while self.session.state is not state:
             if time.monotonic() > deadline:
-                raise AssertionError(f"not {state} in {timeout_s} s: {self.events}")
+                raise AssertionError(f"not {state} in {timeout_s} s: {self.said()}")
             await asyncio.sleep(0.01)
+
+    def said(self) -> list[Any]:
+        """The events but the audio (for a failure's message)."""
+        return [e for e in self.events if not isinstance(e, AudioFrame | AudioPlayed | ReplyAudio)]
 
     def of(self, kind: type) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]

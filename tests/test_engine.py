@@ -9,7 +9,7 @@ import sys
 import textwrap
 
 import pytest
-from engine_harness import Harness, ScriptedLLM
+from engine_harness import Harness, ScriptedLLM, harness_config
 
 from perslm_voice.errors import LLMUnreachable
 from perslm_voice.events import (
@@ -86,12 +86,20 @@ def test_timings_of_a_typed_turn_count_from_the_typed_line(tmp_path):
     assert 0 <= int(ms["first token"]) < 5000  # not milliseconds since the clock's epoch
 
 
+def wide_window():
+    """A 1 s end-of-speech window: the early transcript (at 30 % of it) has 0.7 s to be ready
+    before the window closes, even on a busy machine."""
+    config = harness_config()
+    config.speech.audio.silence_duration = 1.0
+    return config
+
+
 def test_a_voice_turn_is_heard_and_answered_from_its_draft(tmp_path):
     llm = ScriptedLLM(["Hello ", "to you."])
 
     async def scenario():
-        async with Harness(tmp_path, llm, {3: "hello there"}) as h:
-            await h.say(3)
+        async with Harness(tmp_path, llm, {3: "hello there"}, config=wide_window()) as h:
+            await h.say(3, then_silence_s=1.2)
             await h.until(TurnTimings)
             return h
 
@@ -110,11 +118,16 @@ def test_a_pause_inside_a_sentence_drops_the_draft(tmp_path):
     llm = ScriptedLLM(["Draft reply."], ["Whole reply."])
 
     async def scenario():
-        async with Harness(tmp_path, llm, {3: "the first half", 5: "the first half and more"}) as h:
+        words = {3: "the first half", 5: "the first half and more"}
+        async with Harness(tmp_path, llm, words, config=wide_window()) as h:
             await h.frames(300, 0.3)
-            await h.frames(0, 0.15)  # long enough for the early transcript, not for the turn
+            # Quiet until the early transcript has started a draft, inside the 1 s window.
+            for _ in range(20):
+                await h.frames(0, 0.032)
+                if llm.prompts:
+                    break
             await h.frames(500, 0.6)  # the user goes on (the level of the whole: code 5)
-            await h.frames(0, 0.5)
+            await h.frames(0, 1.2)
             await h.until(ReplyDone)
             return h
 
@@ -320,3 +333,22 @@ def test_a_broken_plugin_is_said_and_the_session_goes_on(tmp_path, monkeypatch, 
 
     h = run(scenario())
     assert any("'bad_plugin'" in n.text and "goes on without it" in n.text for n in h.of(Notice))
+
+
+def test_a_monologue_cut_at_max_duration_is_one_turn_read_as_one(tmp_path):
+    config = harness_config()
+    config.speech.audio.max_duration = 1.0
+
+    async def scenario():
+        async with Harness(
+            tmp_path, words={4: "a long story told in one breath"}, config=config
+        ) as h:
+            await h.say(4, seconds=2.2)
+            await h.until(ReplyDone)
+            return h
+
+    h = run(scenario())
+    heard = [e.text for e in h.of(UserText) if e.source is Source.VOICE]
+    assert heard == ["a long story told in one breath"]
+    assert h.stt.heard == ["a long story told in one breath"]  # one reading of all the pieces
+    assert len(h.llm.prompts) == 1

@@ -130,6 +130,7 @@ class Listener:
         self._recent: deque[AudioFrame] = deque(maxlen=round(RECENT_AUDIO_S / 0.032))
         self._quiet = asyncio.Event()
         self._quiet.set()
+        self._monologue = False  # the last utterance was cut at max_duration: more will follow
 
     # -- inputs (on the event loop) --------------------------------------------------------------
 
@@ -218,13 +219,15 @@ class Listener:
             self._emit(event)
         elif isinstance(event, SpeechResumed):
             self._drop_speculation()
-        elif isinstance(event, SpeechPaused):
+        elif isinstance(event, SpeechPaused) and not self._monologue:
             # Start speech-to-text inside the silence window; kept only if the user is done.
+            # (Not at the end of a cut monologue: the whole turn is read when it ends.)
             task = asyncio.ensure_future(self._transcribe(event.audio, self._t_audio(event.audio)))
             speculation = (event.t_end, task)
             self._speculation = speculation
             task.add_done_callback(lambda t: self._early_transcript(speculation, event.t_start))
         elif isinstance(event, SpeechEnded):
+            self._monologue = event.truncated  # a cut monologue: the turn goes on
             early = None
             if self._speculation is not None and self._speculation[0] == event.t_end:
                 early = self._speculation[1]
@@ -302,12 +305,46 @@ class Listener:
 
         return await asyncio.to_thread(work)
 
+    async def _transcribe_monologue(self, pieces: list[tuple[SpeechEnded, float | None]]) -> Heard:
+        """A turn that came in several pieces (a monologue cut at ``max_duration``): read as one,
+        each word in its sentence (``transcribe_turn``), never piece by piece."""
+        from ..stt.context import transcribe_turn
+
+        await self.stt_ready
+        guard = self.guard
+
+        def work() -> Heard:
+            cleaned, shares = [], []
+            for ended, t0 in pieces:
+                audio, not_ours = ended.audio, None
+                if guard is not None and t0 is not None:
+                    audio, not_ours = guard.separate(ended.audio, t0)
+                cleaned.append(audio)
+                if not_ours is not None:
+                    shares.append(not_ours)
+            transcript = transcribe_turn(
+                self.stt, cleaned, self.language, user_language=self.user_language
+            )
+            return Heard(transcript, min(shares) if shares else None)
+
+        return await asyncio.to_thread(work)
+
     async def _transcribe_in_order(self) -> None:
+        monologue: list[tuple[SpeechEnded, float | None]] = []
         while (item := await self._utterances.get()) is not None:
             ended, early, t0 = item
+            if ended.truncated:  # more of the same turn follows
+                monologue.append((ended, t0))
+                continue
+            pieces, monologue = [*monologue, (ended, t0)], []
+            if len(pieces) > 1:
+                ended = SpeechEnded(ended.audio, pieces[0][0].t_start, ended.t_end)
             started = time.monotonic()
             try:
-                heard = await (early or self._transcribe(ended.audio, t0))
+                if len(pieces) > 1:
+                    heard = await self._transcribe_monologue(pieces)
+                else:
+                    heard = await (early or self._transcribe(ended.audio, t0))
             except PerslmVoiceError as exc:
                 self._reject(Rejection.FAILED, str(exc))
                 continue
