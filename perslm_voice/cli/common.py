@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from ..config import Config, load_config
+from ..safetext import json_safe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,6 +76,8 @@ def load(config_file: str | None = None, overrides: Mapping[str, Any] | None = N
 
 
 def print_json(data: Any) -> None:
-    """JSON on stdout, unstyled, for scripts."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """JSON on stdout, unstyled, for scripts (the raw C1 controls and bidi overrides that
+    json.dumps leaves in strings written as \\u escapes: the same data, safe on a terminal)."""
+    dumped = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write(json_safe(dumped) + "\n")
     sys.stdout.flush()

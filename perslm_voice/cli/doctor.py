@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 
 import click
+from rich.text import Text
 
+from ..safetext import as_text
 from .common import config_option, console, json_option, load, print_json
 
 MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]"}
@@ -28,9 +30,9 @@ def doctor(config_file: str | None, as_json: bool) -> None:
     else:
         width = max(len(r.name) for r in results)
         for r in results:
-            fix = f"  [dim]fix: {r.fix}[/]" if r.fix else ""
-            line = f"{MARKS[r.status]}  {r.name:<{width}}  "
-            console.print(line, end="")
-            console.print(r.detail, end="", markup=False)
-            console.print(fix)
+            line = Text.from_markup(f"{MARKS[r.status]}  {r.name:<{width}}  ")
+            line.append_text(as_text(r.detail, one_line=True))
+            if r.fix:
+                line.append_text(as_text(f"  fix: {r.fix}", one_line=True, style="dim"))
+            console.print(line)
     sys.exit(1 if failed else 0)

@@ -6,8 +6,10 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import UsageError
+from ..safetext import as_text
 from .common import check_user, config_option, console, json_option, print_json, user_option
 from .memory import confirm_or_refuse, open_store
 
@@ -26,12 +28,13 @@ def _who(user_arg: str | None, user: str) -> str:
     return check_user(user_arg) if user_arg else user
 
 
-def _value(value: Any) -> str:
+def _value(value: Any) -> Text:
+    """A stored value as shown: as typed (never Rich markup), control characters visible."""
     if value in (None, {}, ""):
-        return "(default)"
+        return Text("(default)", style="dim")
     if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
-    return str(value)
+        return as_text(", ".join(f"{k}={v}" for k, v in sorted(value.items())))
+    return as_text(value)
 
 
 def _show(profile: Any, stored: bool) -> None:

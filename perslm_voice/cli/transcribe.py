@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import logs
+from ..safetext import visible
 from ..transcription import transcribe_file
 from .common import config_option, console, err_console, json_option, load, print_json
 
@@ -75,7 +76,7 @@ def transcribe(
         print_json(result.to_dict())
         return
     for utterance in result.utterances:
-        console.print(utterance.text, markup=False)
+        console.print(visible(utterance.text), markup=False)
     if result.rejected:
         err_console.print(
             f"({len(result.rejected)} sound(s) not transcribed: "
