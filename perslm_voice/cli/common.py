@@ -22,6 +22,11 @@ console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Ids and counts go to SQLite, whose integers are 64-bit: a larger one is a usage error (exit 2)
+# named with its range, not an OverflowError deep in a query.
+SQLITE_INT_MAX = 2**63 - 1
+ROW_ID = click.IntRange(1, SQLITE_INT_MAX)
+COUNT = click.IntRange(1, SQLITE_INT_MAX)
 
 
 def default_user() -> str:

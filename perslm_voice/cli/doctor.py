@@ -21,9 +21,17 @@ def doctor(config_file: str | None, as_json: bool) -> None:
 
     Exits 0 when nothing failed (warnings allowed), 1 otherwise.
     """
-    from ..doctor import run_checks
+    from .. import paths
+    from ..doctor import Check, run_checks
 
-    results = run_checks(load(config_file))
+    home = paths.home_problem()
+    if home:
+        # Every other check reads the configuration from under that folder.
+        results = [
+            Check("user files", "fail", home, "unset PERSLM_VOICE_HOME or point it at a folder")
+        ]
+    else:
+        results = run_checks(load(config_file))
     failed = any(r.status == "fail" for r in results)
     if as_json:
         print_json({"ok": not failed, "checks": [r.as_dict() for r in results]})

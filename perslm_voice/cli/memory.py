@@ -11,7 +11,16 @@ from rich.table import Table
 
 from ..errors import UsageError
 from ..safetext import as_text, visible
-from .common import config_option, console, json_option, load, print_json, user_option
+from .common import (
+    COUNT,
+    ROW_ID,
+    config_option,
+    console,
+    json_option,
+    load,
+    print_json,
+    user_option,
+)
 
 if TYPE_CHECKING:
     from ..memory import Store
@@ -46,8 +55,8 @@ def memory() -> None:
 
 @memory.command()
 @user_option
-@click.option("--session", "session_id", type=int, help="Only this session's turns.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--session", "session_id", type=ROW_ID, help="Only this session's turns.")
+@click.option("--limit", type=COUNT, default=50, show_default=True,
               help="The newest N turns.")  # fmt: skip
 @json_option
 @config_option
@@ -88,7 +97,7 @@ def _print_recalled(title: str, found: list[Any]) -> None:
 @memory.command()
 @click.argument("text")
 @user_option
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--limit", type=COUNT, default=20, show_default=True)
 @json_option
 @config_option
 def search(text: str, user: str, limit: int, as_json: bool, config_file: str | None) -> None:
@@ -156,8 +165,8 @@ def recall(text: str, user: str, as_json: bool, config_file: str | None) -> None
 
 @memory.command()
 @user_option
-@click.option("--fact", "fact_id", type=int, help="Forget one fact (ids: memory export).")
-@click.option("--session", "session_id", type=int, help="Forget one session's turns and facts.")
+@click.option("--fact", "fact_id", type=ROW_ID, help="Forget one fact (ids: memory export).")
+@click.option("--session", "session_id", type=ROW_ID, help="Forget one session's turns and facts.")
 @click.option("--all", "everything", is_flag=True, help="Forget all the user's turns and facts.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_option

@@ -9,8 +9,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import UsageError
+from ..profile_values import check_language, check_voice
 from ..safetext import as_text
-from .common import check_user, config_option, console, json_option, print_json, user_option
+from .common import check_user, config_option, console, json_option, load, print_json, user_option
 from .memory import confirm_or_refuse, open_store
 
 LABELS = {
@@ -121,6 +122,10 @@ def set_(user_arg: str | None, user: str, prefs: tuple[str, ...], as_json: bool,
     for key, value in fields.items():
         if value is not None:
             changes[key] = value if value != "" else None
+    if changes.get("language"):
+        check_language(changes["language"])
+    if changes.get("voice_id"):
+        check_voice(load(config_file).tts, changes["voice_id"])
     if prefs:
         changes["preferences"] = _preferences(prefs)
     with open_store(config_file, readonly=False) as store:
