@@ -82,6 +82,11 @@ class FrameQueue:
         return len(self._items)
 
 
+# The first four bytes of the containers libsndfile reads: WAV (RIFF, RIFX, RF64), AIFF (FORM),
+# FLAC, OGG, CAF and AU.
+SOUNDFILE_MAGIC = {b"RIFF", b"RIFX", b"RF64", b"FORM", b"fLaC", b"OggS", b"caff", b".snd"}
+
+
 def check_audio_file(path: Path) -> str:
     """Which decoder reads ``path`` ("soundfile" or "av"), having decoded its first samples;
     AudioFileError with one line if none does (a missing or empty file, text renamed .wav,
@@ -93,11 +98,15 @@ def check_audio_file(path: Path) -> str:
     try:
         if path.stat().st_size == 0:
             raise AudioFileError(f"{path}: the file is empty, not audio")
-        with open(path, "rb"):
-            pass
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
     except OSError as exc:
         raise AudioFileError(f"{path}: cannot read the file ({exc.strerror})") from None
     try:
+        if magic not in SOUNDFILE_MAGIC:
+            # libsndfile's MP3 decoder prints "Note: Illegal Audio-MPEG-Header" lines on stderr
+            # for bytes that are not MP3; FFmpeg below reads MP3 and the rest quietly.
+            raise ValueError("not a container libsndfile is asked to read")
         import soundfile
 
         with soundfile.SoundFile(str(path)) as f:
