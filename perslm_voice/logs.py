@@ -9,6 +9,7 @@ from pathlib import Path
 from .errors import ConfigError
 from .paths import make_private_dir
 from .redact import env_secrets, redact
+from .safetext import visible
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -20,7 +21,9 @@ LEVELS = {
 
 class RedactSecrets(logging.Filter):
     """Replaces secrets with '***': the value of every secret-looking environment variable, the
-    user-info of URLs and key-shaped tokens (see redact.py)."""
+    user-info of URLs and key-shaped tokens (see redact.py). Control characters in a message (a
+    prompt quoting a reply that holds escape sequences) are written as visible escapes: a log is
+    read on a terminal too."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -31,7 +34,7 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = redact(message, self.secrets)
+        masked = visible(redact(message, self.secrets))
         if masked != message:
             record.msg, record.args = masked, None
         return True

@@ -41,6 +41,25 @@ def audio_dir() -> Path:
     return TEST_AUDIO
 
 
+def _ci_failure(reason: str) -> str:
+    return (
+        f"CI=true: skipped for a part that scripts/test.sh installs ({reason}); install it,"
+        " or mark the reason with skips.optional()/skips.not_here() if the set-up cannot"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a whole module skipped while it is collected (a module-level importorskip)."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") == "true" and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if not allowed_in_ci(reason):
+            report.outcome = "failed"
+            report.longrepr = _ci_failure(reason)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """In CI (``CI=true``), a skip for something scripts/test.sh installs is a failure: a clone
@@ -52,10 +71,7 @@ def pytest_runtest_makereport(item, call):
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
     if not allowed_in_ci(reason):
         report.outcome = "failed"
-        report.longrepr = (
-            f"CI=true: skipped for a part that scripts/test.sh installs ({reason}); install it,"
-            " or mark the reason with skips.optional()/skips.not_here() if the set-up cannot"
-        )
+        report.longrepr = _ci_failure(reason)
 
 
 def cli(*args: str, input: str | bytes | None = None, timeout: float = 180, env=None):

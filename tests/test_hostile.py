@@ -287,6 +287,7 @@ def test_a_log_file_is_private_and_holds_no_secret(tmp_path, monkeypatch):
             KEY,
             "abcdefghijklmnopqrstu",
         )
+        logging.getLogger("perslm_voice.test").debug("prompt: %s", HOSTILE)
     finally:
         logs.setup("warning")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -295,6 +296,8 @@ def test_a_log_file_is_private_and_holds_no_secret(tmp_path, monkeypatch):
     text = path.read_text()
     assert "POST http://***@127.0.0.1/v1 with *** and ***" in text
     assert "hunter2" not in text and KEY not in text
+    # A log is read on a terminal too: its control characters are visible escapes.
+    assert "prompt: \\x1b]0;pwned\\x07" in text and "\x1b" not in text
 
 
 def test_user_folders_are_private(run_cli, isolated_home):

@@ -59,6 +59,7 @@ def test_in_ci_a_skip_for_an_installed_part_fails_and_an_optional_one_stays_a_sk
         "def test_optional():\n    pytest.skip(optional('livekit is not installed'))\n"
         "def test_machine():\n    pytest.skip(not_here('it has a microphone'))\n"
     )
+
     # Collected beside a copy of this suite's conftest.py and skips.py, with the real hook.
     for name in ("conftest.py", "skips.py"):
         (tmp_path / name).write_text((ROOT / "tests" / name).read_text())
@@ -82,6 +83,17 @@ def test_in_ci_a_skip_for_an_installed_part_fails_and_an_optional_one_stays_a_sk
     assert "CI=true: skipped for a part that scripts/test.sh installs" in ci.stdout
     local = run("")
     assert local.returncode == 0 and "4 skipped" in local.stdout, local.stdout
+
+    # A whole module skipped while it is collected (a module-level importorskip) fails too.
+    (tmp_path / "test_skips.py").write_text(
+        "import pytest\npytest.importorskip('no_such_module_installed_here')\n"
+        "def test_never():\n    pass\n"
+    )
+    ci = run("true")
+    assert ci.returncode == 2, ci.stdout  # pytest's code for an error while collecting
+    assert "ERROR test_skips.py - CI=true: skipped for a part that scripts/test.sh" in ci.stdout
+    local = run("")
+    assert local.returncode == 5 and "1 skipped" in local.stdout  # 5: nothing ran, nothing failed
 
 
 def _env() -> dict[str, str]:
