@@ -451,7 +451,7 @@ def shown_value(path: str, value: Any) -> Any:
     if is_secret(path):
         return "********"
     if path.endswith("api_key_env") and not_an_env_name(value):
-        return f"{MASK} (not the name of an environment variable: put the key in one, name it here)"
+        return f"{MASK} (a key? name the variable that holds it)"
     return redact(value)
 
 

@@ -252,7 +252,7 @@ def test_secrets_in_config_values_and_urls_are_masked_everywhere(run_cli, tmp_pa
     data = json.loads(as_json.stdout)
     assert data["llm.base_url"]["value"] == f"http://***@127.0.0.1:{free_port}/v1"
     assert data["llm.model"]["value"] == "***"
-    assert data["llm.api_key_env"]["value"].startswith("*** (not the name of an environment")
+    assert data["llm.api_key_env"]["value"] == "*** (a key? name the variable that holds it)"
     assert f"http://***@127.0.0.1:{free_port}/v1" in shown.stdout.decode()
     llm_checks = [c for c in json.loads(doctor.stdout)["checks"] if "***@127.0.0.1" in c["detail"]]
     assert llm_checks, doctor.stdout  # the doctor names the server it tried, without the password
