@@ -20,9 +20,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import paths
 from .errors import ConfigError
+from .redact import MASK, not_an_env_name, redact
 
 ENV_PREFIX = "PERSLM_VOICE_"
 DEFAULT = "default"
+# The whole schema has about 90 values: a file that expands to far more is a mistake or an attack
+# (a "billion laughs" of nested anchors loads as shared objects in microseconds, then takes hours
+# and gigabytes to walk once merged and validated).
+MAX_YAML_VALUES = 10_000
+# 200,000 unknown keys once printed 12 MB of errors: the first problems say what is wrong.
+MAX_PROBLEMS = 20
+MAX_SHOWN_CHARS = 120
 
 
 class Section(BaseModel):
@@ -241,6 +249,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file is not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
+        if isinstance(data, dict):
+            _check_size(data, path)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a configuration") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -254,6 +266,42 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return data
+
+
+def _check_size(data: Any, path: Path) -> None:
+    """Refuse YAML whose aliases repeat more than MAX_YAML_VALUES values, or that contains itself.
+
+    Each shared (aliased) node's size is computed once and added each time it is used again, so a
+    bomb is measured in time linear in its text, not in what it would expand to. A file that is
+    merely long (each value written out) is not refused here: its size is its own.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    repeated = 0
+
+    def size(node: Any) -> int:
+        nonlocal repeated
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            repeated += sizes[key]
+            if repeated > MAX_YAML_VALUES:
+                raise ConfigError(
+                    f"{path}: expands to more than {MAX_YAML_VALUES:,} values (nested YAML"
+                    " aliases?); a configuration has about 100: remove the anchors (&) and aliases (*)"
+                )
+            return sizes[key]
+        if key in open_nodes:
+            raise ConfigError(f"{path}: a YAML alias refers to a node that contains it")
+        open_nodes.add(key)
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        total = 1 + sum(size(child) for child in children)
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    size(data)
 
 
 def env_layer(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -283,6 +331,8 @@ def env_layer(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 
 def _suggest(loc: tuple[Any, ...], key: str) -> str:
+    if len(key) > 60:  # no key is that long; comparing it with each would only take time
+        return ""
     model: type[BaseModel] = Config
     for part in loc:
         field = model.model_fields.get(str(part))
@@ -294,25 +344,37 @@ def _suggest(loc: tuple[Any, ...], key: str) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _shown(value: Any) -> str:
+    """repr(value), shortened: a problem line quotes what it got, not 10 MB of it."""
+    text = repr(value)
+    if len(text) <= MAX_SHOWN_CHARS:
+        return text
+    return f"{text[: MAX_SHOWN_CHARS - 20]}... ({len(text):,} characters)"
+
+
 def _problems(exc: ValidationError, sources: Mapping[str, str]) -> list[str]:
     problems = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors[:MAX_PROBLEMS]:
         loc = tuple(err["loc"])
-        path = ".".join(str(p) for p in loc)
-        source = sources.get(path) or next(
-            (s for p, s in sources.items() if p.startswith(path + ".")), None
+        dotted = ".".join(str(p) for p in loc)
+        path = ".".join(str(p) if len(str(p)) <= 60 else _shown(str(p)) for p in loc)
+        source = sources.get(dotted) or next(
+            (s for p, s in sources.items() if p.startswith(dotted + ".")), None
         )
         where = f" [from {source}]" if source and source != DEFAULT else ""
         if err["type"] == "extra_forbidden":
             msg = f"unknown key{_suggest(loc[:-1], str(loc[-1]))}"
         elif err["type"] == "literal_error":
             choices = err.get("ctx", {}).get("expected", "")
-            msg = f"invalid value {err['input']!r}; valid choices: {choices.replace(' or ', ', ')}"
+            msg = f"invalid value {_shown(err['input'])}; valid choices: {choices.replace(' or ', ', ')}"
         else:
             msg = err["msg"]
             if "input" in err and not isinstance(err["input"], dict):
-                msg += f" (got {err['input']!r})"
+                msg += f" (got {_shown(err['input'])})"
         problems.append(f"{path}: {msg}{where}")
+    if len(errors) > MAX_PROBLEMS:
+        problems.append(f"... and {len(errors) - MAX_PROBLEMS:,} more problems")
     return problems
 
 
@@ -342,7 +404,8 @@ def load_config(
     sources: dict[str, str] = {}
     layers: list[tuple[str, dict[str, Any]]] = []
     user_file = paths.user_config_file() if user_file is None else user_file
-    if user_file.is_file():
+    if user_file.exists() or user_file.is_symlink():
+        # A folder or a dangling link there is reported, not skipped: the user meant a file.
         layers.append((str(user_file), read_yaml(user_file)))
     if config_file is not None:
         layers.append((str(config_file), read_yaml(Path(config_file))))
@@ -379,11 +442,22 @@ def is_secret(path: str) -> bool:
     return bool(SECRET_KEY.search(path.rsplit(".", 1)[-1]))
 
 
+def shown_value(path: str, value: Any) -> Any:
+    """A setting's value as it may be shown: a secret-named key's value masked whole; a key
+    pasted into ``*api_key_env`` masked; in any other text, URL user-info and key-shaped
+    tokens masked."""
+    if value is None or not isinstance(value, str):
+        return value
+    if is_secret(path):
+        return "********"
+    if path.endswith("api_key_env") and not_an_env_name(value):
+        return f"{MASK} (a key? name the variable that holds it)"
+    return redact(value)
+
+
 def effective_items(loaded: Loaded) -> list[tuple[str, Any, str]]:
-    """(dotted key, value, source) for every setting; secret-looking values are masked."""
+    """(dotted key, value, source) for every setting; secrets are masked (see shown_value)."""
     rows = []
     for path, value in _flatten(loaded.config.model_dump()).items():
-        if value is not None and is_secret(path):
-            value = "********"
-        rows.append((path, value, loaded.source_of(path)))
+        rows.append((path, shown_value(path, value), loaded.source_of(path)))
     return rows

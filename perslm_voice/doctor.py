@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from .config import Config
 from .errors import LLMError, PerslmVoiceError
+from .redact import redact
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -60,7 +61,8 @@ def run_checks(config: Config, checks: Iterable[CheckFn] | None = None) -> list[
             results.append(Check(name, "fail", str(exc)))
         except Exception as exc:  # a bug in a check: report it and carry on
             results.append(Check(name, "fail", f"the check crashed: {type(exc).__name__}: {exc}"))
-    return results
+    # A detail may quote a URL or a server's answer: no key or password in it is shown.
+    return [Check(r.name, r.status, redact(r.detail), redact(r.fix)) for r in results]
 
 
 def _installed(module: str) -> bool:
@@ -388,6 +390,13 @@ def check_store(config: Config) -> Check:
     verdict = str(result[0][0]) if result else "no answer"
     if verdict != "ok":
         return Check(name, "fail", f"{path} is damaged: {verdict}", "restore it from a backup")
+    if not mode & stat.S_IWUSR:
+        return Check(
+            name,
+            "warn",
+            f"{path} is read-only (mode {mode:o}): sessions read memory but store nothing",
+            f"chmod u+w {path}",
+        )
     if mode & 0o077:
         return Check(
             name, "warn", f"{path} is readable by others (mode {mode:o})", f"chmod 600 {path}"

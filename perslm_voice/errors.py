@@ -39,6 +39,10 @@ class AudioError(PerslmVoiceError):
     """An audio device or file cannot be used."""
 
 
+class AudioFileError(AudioError):
+    """An audio file (``--audio-input``, ``transcribe FILE``) is missing, not audio, or holds none."""
+
+
 class LLMUnreachable(LLMError):
     """The LLM server cannot be reached (not running, wrong URL, network down)."""
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 
-SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
+from .errors import ConfigError
+from .paths import make_private_dir
+from .redact import env_secrets, redact
+from .safetext import visible
+
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -17,26 +20,42 @@ LEVELS = {
 
 
 class RedactSecrets(logging.Filter):
-    """Replaces the value of every secret-looking environment variable with '***'."""
+    """Replaces secrets with '***': the value of every secret-looking environment variable, the
+    user-info of URLs and key-shaped tokens (see redact.py). Control characters in a message (a
+    prompt quoting a reply that holds escape sequences) are written as visible escapes: a log is
+    read on a terminal too."""
 
     def __init__(self) -> None:
         super().__init__()
         self.refresh()
 
     def refresh(self) -> None:
-        self.secrets = sorted(
-            {v for k, v in os.environ.items() if SECRET_ENV.search(k) and len(v) >= 4},
-            key=len,
-            reverse=True,
-        )
+        self.secrets = env_secrets()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
+        message = record.getMessage()
+        masked = visible(redact(message, self.secrets))
+        if masked != message:
+            record.msg, record.args = masked, None
         return True
+
+
+def open_log_file(file: str | Path) -> logging.FileHandler:
+    """A handler appending to ``file``, created 0600 in a 0700 folder when new (a debug log holds
+    whole prompts). ConfigError (exit 2) naming the fix when it cannot be written."""
+    path = Path(file).expanduser()
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory")
+        make_private_dir(path.parent)
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        return logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(
+            f"logging.file / --log-file: cannot write {path} ({reason.lower()}):"
+            " choose a file in a folder you can write"
+        ) from None
 
 
 def setup(level: str = "warning", file: str | Path | None = None) -> None:
@@ -49,9 +68,7 @@ def setup(level: str = "warning", file: str | Path | None = None) -> None:
         handler.close()
     handler: logging.Handler
     if file:
-        path = Path(file).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path, encoding="utf-8")
+        handler = open_log_file(file)
     else:
         # A private duplicate of stderr: llama.cpp silences descriptor 2 while loading a model.
         from .ui.console import private_stream

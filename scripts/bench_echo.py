@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_AUDIO = ROOT.parent / "shared" / "audio"
+AUDIO = ROOT / "tests" / "audio"
 RATE_HZ = 16000
 
 # name -> environment that selects the measure (config keys through PERSLM_VOICE_ variables)
@@ -79,7 +79,7 @@ def build_recordings(folder: Path) -> dict[str, tuple[Path, bool]]:
     second = speech("What is the capital of France?", folder / "q2.wav")
     # vosk_test.wav is recorded 18 dB below Piper's voice: bring the person to the assistant's
     # level (at the microphone a person is about as loud as the speakers; the room then halves it).
-    person = level_like(load(SHARED_AUDIO / "vosk_test.wav"), question)
+    person = level_like(load(AUDIO / "vosk_test.wav"), question)
     first_group = person[: int(3.4 * RATE_HZ)]  # "one zero zero zero one", one utterance
     # A reply is at most ~13 s of speech (48 tokens) and starts ~1 s after its question: 16 s of
     # silence after each question leaves the room to the assistant's voice alone.

@@ -10,7 +10,7 @@
 Each session is the real CLI in a subprocess (``python -m perslm_voice --audio-input IN.wav
 --audio-output OUT.wav --input-mode voice --output-mode voice``) with a fresh PERSLM_VOICE_HOME and
 stdin from /dev/null, the recording paced in real time. Conversations:
-  real      the real recordings in ../shared/audio (english.wav, vosk_test.wav)
+  real      the real recordings in tests/audio (english.wav, vosk_test.wav)
   questions spoken questions (Piper via `perslm-voice say`, and espeak-ng), each followed by enough
             silence for the reply to finish, so no turn is interrupted
   barge-in  a question that asks for a long reply, and the user talking over that reply
@@ -42,7 +42,7 @@ from perslm_voice.audio.resample import Resampler, to_mono_float32  # noqa: E402
 from perslm_voice.latency import E2E, STAGES, stage_durations  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
-AUDIO = ROOT.parent / "shared" / "audio"
+AUDIO = ROOT / "tests" / "audio"
 SAMPLE_RATE_HZ = 16000
 USER = "bench"
 SEQUENTIAL_YAML = """\

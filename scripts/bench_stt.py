@@ -9,7 +9,7 @@
     .venv/bin/python scripts/bench_stt.py --context --language-check   # issues 17 and 18: see
                                                                    # scripts/bench_stt_context.py
 
-Utterances come from the real recordings in ../shared/audio and from speech generated with espeak-ng,
+Utterances come from the real recordings in tests/audio and from speech generated with espeak-ng,
 cut by the same VAD + endpointer as the live loop. Columns:
   RTF          STT seconds / utterance audio seconds (lower is faster)
   s/utt        mean STT seconds per utterance
@@ -45,7 +45,7 @@ from perslm_voice.errors import PerslmVoiceError  # noqa: E402
 from perslm_voice.events import AudioFrame, SpeechEnded  # noqa: E402
 from perslm_voice.stt import create_stt  # noqa: E402
 
-AUDIO = ROOT.parent / "shared" / "audio"
+AUDIO = ROOT / "tests" / "audio"
 REAL = [
     ("english.wav", "one two three"),
     ("vosk_test.wav", "one zero zero zero one nine oh two one oh zero one eight zero three"),
@@ -99,7 +99,7 @@ class Clip:
 
 
 def clips(workdir: Path) -> list[Clip]:
-    found = [Clip(AUDIO / name, ref, name) for name, ref in REAL if (AUDIO / name).is_file()]
+    found = [Clip(AUDIO / name, ref, name) for name, ref in REAL]
     for i, text in enumerate(GENERATED):
         path = workdir / f"espeak{i}.wav"
         subprocess.run(["espeak-ng", "-w", str(path), text], check=True)

@@ -48,7 +48,7 @@ from perslm_voice.stt.language import LanguageView  # noqa: E402
 from perslm_voice.stt.models import resolve_model  # noqa: E402
 from perslm_voice.transcription import cut, transcribe_file  # noqa: E402
 
-AUDIO = ROOT.parent / "shared" / "audio"
+AUDIO = ROOT / "tests" / "audio"
 ENGLISH = {
     "english.wav": "one two three",
     "vosk_test.wav": "one zero zero zero one nine oh two one oh zero one eight zero three",

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from skips import not_here
 
 from perslm_voice.audio import FileSource, FrameQueue, list_devices, open_microphone
 from perslm_voice.audio.devices import NO_PORTAUDIO
@@ -139,7 +140,7 @@ def test_no_sound_card_is_reported_not_raised():
     """This machine really has no sound card: PortAudio loads, and lists no input."""
     report = list_devices()
     if report.inputs:
-        pytest.skip("this machine has a microphone; the no-device path cannot be shown here")
+        pytest.skip(not_here("it has a microphone; the no-device path cannot be shown here"))
     assert report.problem and report.problem.startswith("no microphone")
     assert report.to_dict()["inputs"] == []
     with pytest.raises(AudioError, match="no microphone"):
@@ -164,7 +165,7 @@ def test_portaudio_missing_for_real_in_a_private_mount_namespace():
         pytest.skip("needs libportaudio on disk and unshare(1) to hide it from one process")
     probe = subprocess.run(["unshare", "-m", "-r", "true"], capture_output=True)
     if probe.returncode != 0:
-        pytest.skip(f"unshare is not permitted here: {probe.stderr.decode().strip()}")
+        pytest.skip(not_here(f"unshare is not permitted: {probe.stderr.decode().strip()}"))
     script = (
         "from perslm_voice.audio import list_devices, open_microphone\n"
         "from perslm_voice.config import AudioConfig\n"

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from skips import optional
 
 from perslm_voice.audio.capture import FileSource
 from perslm_voice.audio.resample import resample
@@ -28,7 +29,6 @@ from perslm_voice.errors import UsageError
 from perslm_voice.events import SAMPLE_RATE_HZ, AudioChunk, AudioFrame
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_AUDIO = ROOT.parent / "shared" / "audio"
 
 REPLY = "The capital of France is Paris. It is a beautiful city with many museums."
 
@@ -122,7 +122,9 @@ def test_wav_sink_announces_what_it_plays_and_pauses(tmp_path):
     assert sink.frames_written == rate // 2 + rate // 4  # nothing lost, nothing doubled
 
 
-@pytest.mark.skipif(not aec_available(), reason="livekit (WebRTC echo cancellation) not installed")
+@pytest.mark.skipif(
+    not aec_available(), reason=optional("livekit (WebRTC echo cancellation) not installed")
+)
 def test_echo_canceller_removes_our_voice_and_keeps_the_users(audio_dir):
     from perslm_voice.echo import EchoCanceller
 

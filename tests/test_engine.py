@@ -352,3 +352,28 @@ def test_a_monologue_cut_at_max_duration_is_one_turn_read_as_one(tmp_path):
     assert heard == ["a long story told in one breath"]
     assert h.stt.heard == ["a long story told in one breath"]  # one reading of all the pieces
     assert len(h.llm.prompts) == 1
+
+
+def test_the_terminal_shows_control_sequences_from_a_reply_as_text():
+    import io
+
+    from rich.console import Console
+
+    from perslm_voice.ui.console import PlainUI
+    from perslm_voice.ui.terminal import Renderer
+
+    out = io.StringIO()
+    renderer = Renderer(PlainUI(Console(file=out, force_terminal=False)))
+    renderer.banner_shown()
+    hostile = "\x1b]0;pwned\x07\x1b[2J[bold red]x[/]"
+    for event in (
+        UserText(hostile, Source.VOICE),
+        ReplyStarted(1, "q", Source.VOICE),
+        ReplyDelta(1, hostile),
+        ReplyTextDone(1),
+        Notice(hostile),
+    ):
+        renderer(event)
+    shown = out.getvalue()
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert shown.count("[bold red]x[/]") == 3  # markup in text is shown as typed

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import AudioError
+from ..errors import AudioError, AudioFileError
 from ..events import FRAME_SAMPLES, SAMPLE_RATE_HZ, AudioFrame
 from .resample import FrameChunker, Resampler, to_mono_float32
 
@@ -82,17 +82,39 @@ class FrameQueue:
         return len(self._items)
 
 
-def _open_check(path: Path) -> str:
-    """Which decoder reads ``path`` ("soundfile" or "av"); AudioError with one line if none does."""
+# The first four bytes of the containers libsndfile reads: WAV (RIFF, RIFX, RF64), AIFF (FORM),
+# FLAC, OGG, CAF and AU.
+SOUNDFILE_MAGIC = {b"RIFF", b"RIFX", b"RF64", b"FORM", b"fLaC", b"OggS", b"caff", b".snd"}
+
+
+def check_audio_file(path: Path) -> str:
+    """Which decoder reads ``path`` ("soundfile" or "av"), having decoded its first samples;
+    AudioFileError with one line if none does (a missing or empty file, text renamed .wav,
+    random bytes, a header with no samples after it)."""
     if not path.exists():
-        raise AudioError(f"{path}: no such audio file")
+        raise AudioFileError(f"{path}: no such audio file")
     if path.is_dir():
-        raise AudioError(f"{path}: is a directory, not an audio file")
+        raise AudioFileError(f"{path}: is a directory, not an audio file")
     try:
+        if path.stat().st_size == 0:
+            raise AudioFileError(f"{path}: the file is empty, not audio")
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise AudioFileError(f"{path}: cannot read the file ({exc.strerror})") from None
+    try:
+        if magic not in SOUNDFILE_MAGIC:
+            # libsndfile's MP3 decoder prints "Note: Illegal Audio-MPEG-Header" lines on stderr
+            # for bytes that are not MP3; FFmpeg below reads MP3 and the rest quietly.
+            raise ValueError("not a container libsndfile is asked to read")
         import soundfile
 
-        soundfile.info(str(path))
+        with soundfile.SoundFile(str(path)) as f:
+            if f.frames == 0 or len(f.read(frames=1, dtype="int16")) == 0:
+                raise AudioFileError(f"{path}: the file holds no audio (0 samples)")
         return "soundfile"
+    except AudioFileError:
+        raise
     except Exception:  # not a format libsndfile reads: try FFmpeg below
         pass
     try:
@@ -100,14 +122,22 @@ def _open_check(path: Path) -> str:
 
         with av.open(str(path)) as container:
             if not container.streams.audio:
-                raise AudioError(f"{path}: the file has no audio stream")
+                raise AudioFileError(f"{path}: the file has no audio stream")
+            # FFmpeg's probe takes some random bytes for MP3, and a broken WAV header for a
+            # stream of nothing; only decoded samples settle it.
+            first = next(iter(container.decode(audio=0)), None)
+            if first is None or first.samples == 0 or not first.sample_rate:
+                raise AudioFileError(f"{path}: the file holds no audio it can decode")
         return "av"
-    except AudioError:
+    except AudioFileError:
         raise
     except Exception:
-        raise AudioError(
+        raise AudioFileError(
             f"{path}: not a readable audio file (supported: WAV, FLAC, AIFF, MP3, OGG and what FFmpeg reads)"
         ) from None
+
+
+_open_check = check_audio_file  # the name older callers import
 
 
 class FileSource(AudioSource):
@@ -122,7 +152,8 @@ class FileSource(AudioSource):
     def __init__(self, path: str | Path, speed: Literal["realtime", "fast"] = "realtime"):
         self.path = Path(path).expanduser()
         self.speed = speed
-        self._decoder = _open_check(self.path)
+        self._decoder = check_audio_file(self.path)
+        self._check_decodes()
         self.description = f"file {self.path.name} ({speed})"
         self.t0: float = 0.0
         self._next_sample = 0  # stream position of the next frame, in 16 kHz samples
@@ -134,6 +165,23 @@ class FileSource(AudioSource):
         self._thread: threading.Thread | None = None
 
     # -- decoding ---------------------------------------------------------------------------
+    def _check_decodes(self) -> None:
+        """Decode up to the first samples through the real pipeline (a quarter second at most),
+        so that a file that opens but yields nothing is refused now, not after the session
+        started listening to it."""
+        blocks = self._blocks()
+        try:
+            for block in blocks:
+                if len(block):
+                    return
+        except AudioError:
+            raise
+        except Exception as exc:
+            raise AudioFileError(f"{self.path}: cannot decode audio ({exc})") from None
+        finally:
+            blocks.close()
+        raise AudioFileError(f"{self.path}: the file holds no audio it can decode")
+
     def _blocks(self) -> Iterator[np.ndarray]:
         """The file as int16 16 kHz mono blocks of about a quarter second."""
         if self._decoder == "soundfile":
@@ -160,16 +208,21 @@ class FileSource(AudioSource):
     def frames(self) -> Iterator[np.ndarray]:
         """Every frame of the file, pulled synchronously (no pacing, no thread), echoes mixed in."""
         chunker = FrameChunker()
+        count = 0
         try:
             for block in self._blocks():
                 for frame in chunker.push(block):
+                    count += 1
                     yield self._mix(frame)
         except AudioError:
             raise
         except Exception as exc:  # a file that is corrupt past its header
-            raise AudioError(f"{self.path}: cannot decode audio ({exc})") from None
+            raise AudioFileError(f"{self.path}: cannot decode audio ({exc})") from None
         for frame in chunker.flush():
+            count += 1
             yield self._mix(frame)
+        if count == 0:  # it opened, yet nothing came out: not audio to listen to
+            raise AudioFileError(f"{self.path}: the file holds no audio it can decode")
 
     # -- echo ---------------------------------------------------------------------------------
     def add_echo(self, samples_int16_16k: np.ndarray, delay_s: float, gain: float = 0.5) -> None:

@@ -75,6 +75,8 @@ class MainGroup(click.Group):
 
 def run_guarded(fn: Any) -> Any:
     """Run a click entry point, turning our errors into one `Error:` line and an exit code."""
+    from ..redact import redact
+    from ..safetext import visible
     from .common import err_console
 
     try:
@@ -83,14 +85,14 @@ def run_guarded(fn: Any) -> Any:
         problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
         if debug_enabled():
             traceback.print_exc()
-        err_console.print(f"Error: {problems[0]}", markup=False)
+        err_console.print(f"Error: {visible(redact(problems[0]))}", markup=False)
         for problem in problems[1:]:
-            err_console.print(f"       {problem}", markup=False)
+            err_console.print(f"       {visible(redact(problem))}", markup=False)
         sys.exit(2)
     except PerslmVoiceError as exc:
         if debug_enabled():
             traceback.print_exc()
-        err_console.print(f"Error: {exc}", markup=False)
+        err_console.print(f"Error: {visible(redact(str(exc)))}", markup=False)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -98,7 +100,12 @@ def run_guarded(fn: Any) -> Any:
         if debug_enabled():
             traceback.print_exc()
         err_console.print(
-            f"Error: unexpected {type(exc).__name__}: {exc} (run with --log-level debug for details)",
+            visible(
+                redact(
+                    f"Error: unexpected {type(exc).__name__}: {exc}"
+                    " (run with --log-level debug for details)"
+                )
+            ),
             markup=False,
         )
         sys.exit(1)

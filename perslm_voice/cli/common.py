@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from ..config import Config, load_config
+from ..safetext import json_safe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -21,6 +22,11 @@ console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Ids and counts go to SQLite, whose integers are 64-bit: a larger one is a usage error (exit 2)
+# named with its range, not an OverflowError deep in a query.
+SQLITE_INT_MAX = 2**63 - 1
+ROW_ID = click.IntRange(1, SQLITE_INT_MAX)
+COUNT = click.IntRange(1, SQLITE_INT_MAX)
 
 
 def default_user() -> str:
@@ -75,6 +81,8 @@ def load(config_file: str | None = None, overrides: Mapping[str, Any] | None = N
 
 
 def print_json(data: Any) -> None:
-    """JSON on stdout, unstyled, for scripts."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """JSON on stdout, unstyled, for scripts (the raw C1 controls and bidi overrides that
+    json.dumps leaves in strings written as \\u escapes: the same data, safe on a terminal)."""
+    dumped = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write(json_safe(dumped) + "\n")
     sys.stdout.flush()

@@ -6,6 +6,7 @@ import click
 from rich.table import Table
 
 from ..config import effective_items, load_config
+from ..safetext import as_text
 from .common import config_option, console, json_option, print_json
 
 
@@ -33,5 +34,5 @@ def show(config_file: str | None, as_json: bool) -> None:
     table.add_column("value")
     table.add_column("source", style="dim")
     for key, value, source in rows:
-        table.add_row(key, "null" if value is None else str(value), source)
+        table.add_row(key, as_text("null" if value is None else value), as_text(source))
     console.print(table)

@@ -10,7 +10,17 @@ import click
 from rich.table import Table
 
 from ..errors import UsageError
-from .common import config_option, console, json_option, load, print_json, user_option
+from ..safetext import as_text, visible
+from .common import (
+    COUNT,
+    ROW_ID,
+    config_option,
+    console,
+    json_option,
+    load,
+    print_json,
+    user_option,
+)
 
 if TYPE_CHECKING:
     from ..memory import Store
@@ -45,8 +55,8 @@ def memory() -> None:
 
 @memory.command()
 @user_option
-@click.option("--session", "session_id", type=int, help="Only this session's turns.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--session", "session_id", type=ROW_ID, help="Only this session's turns.")
+@click.option("--limit", type=COUNT, default=50, show_default=True,
               help="The newest N turns.")  # fmt: skip
 @json_option
 @config_option
@@ -65,26 +75,29 @@ def history(user: str, session_id: int | None, limit: int, as_json: bool,
     for column in ("session", "time", "who", "text"):
         table.add_column(column, overflow="fold")
     for t in turns:
-        text = t.text + (" [interrupted]" if t.interrupted else "")
+        text = as_text(t.text)
+        if t.interrupted:
+            text.append(" [interrupted]", style="dim")
         table.add_row(str(t.session_id), when(t.started_at), user if t.role == "user" else "assistant",
                       text)  # fmt: skip
     console.print(table)
 
 
 def _print_recalled(title: str, found: list[Any]) -> None:
-    table = Table(title=title)
+    table = Table(title=as_text(title, one_line=True))
     for column in ("kind", "id", "session", "who", "text", "score"):
         table.add_column(column, overflow="fold")
     for r in found:
         who = "-" if r.kind == "fact" else (r.role or "-")
-        table.add_row(r.kind, str(r.id), str(r.session_id or "-"), who, r.text, f"{r.score:.2f}")
+        table.add_row(r.kind, str(r.id), str(r.session_id or "-"), who, as_text(r.text),
+                      f"{r.score:.2f}")  # fmt: skip
     console.print(table)
 
 
 @memory.command()
 @click.argument("text")
 @user_option
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--limit", type=COUNT, default=20, show_default=True)
 @json_option
 @config_option
 def search(text: str, user: str, limit: int, as_json: bool, config_file: str | None) -> None:
@@ -95,7 +108,7 @@ def search(text: str, user: str, limit: int, as_json: bool, config_file: str | N
         # The query is not echoed: `memory search WORD | grep WORD` must tell whether it remains.
         print_json({"user": user, "results": [r.as_dict() for r in found]})
     elif not found:
-        console.print(f"Nothing in {user}'s memory matches {text!r}.")
+        console.print(as_text(f"Nothing in {user}'s memory matches {text!r}.", one_line=True))
     else:
         _print_recalled(f"{user}'s memory matching {text!r}", found)
 
@@ -135,14 +148,16 @@ def recall(text: str, user: str, as_json: bool, config_file: str | None) -> None
         })  # fmt: skip
         return
     if not plan.facts and not plan.recalled:
-        console.print(f"Nothing from {user}'s memory would be added for {text!r}.")
+        console.print(
+            as_text(f"Nothing from {user}'s memory would be added for {text!r}.", one_line=True)
+        )
         return
     if plan.facts:
         table = Table(title=f"facts of {user}")
         table.add_column("id")
         table.add_column("fact", overflow="fold")
         for f in plan.facts:
-            table.add_row(str(f.id), f.text)
+            table.add_row(str(f.id), as_text(f.text))
         console.print(table)
     if plan.recalled:
         _print_recalled("recalled from past sessions", plan.recalled)
@@ -150,8 +165,8 @@ def recall(text: str, user: str, as_json: bool, config_file: str | None) -> None
 
 @memory.command()
 @user_option
-@click.option("--fact", "fact_id", type=int, help="Forget one fact (ids: memory export).")
-@click.option("--session", "session_id", type=int, help="Forget one session's turns and facts.")
+@click.option("--fact", "fact_id", type=ROW_ID, help="Forget one fact (ids: memory export).")
+@click.option("--session", "session_id", type=ROW_ID, help="Forget one session's turns and facts.")
 @click.option("--all", "everything", is_flag=True, help="Forget all the user's turns and facts.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_option
@@ -170,7 +185,7 @@ def forget(user: str, fact_id: int | None, session_id: int | None, everything: b
             fact = store.fact(user, fact_id)
             if fact is None:
                 raise click.ClickException(f"{user} has no fact {fact_id} (see: memory export)")
-            confirm_or_refuse(yes, f"Forget fact {fact_id} of {user} ({fact.text!r})?")
+            confirm_or_refuse(yes, visible(f"Forget fact {fact_id} of {user} ({fact.text!r})?"))
             store.forget_fact(user, fact_id)
             removed = {"sessions": 0, "turns": 0, "facts": 1}
         elif session_id is not None:
@@ -193,7 +208,8 @@ def forget(user: str, fact_id: int | None, session_id: int | None, everything: b
 
 
 def export_markdown(data: dict[str, Any]) -> str:
-    """The export as a readable Markdown document."""
+    """The export as a readable Markdown document; stored text is shown, never acted on
+    (control characters as visible escapes)."""
     user = data["user"]
     lines = [
         f"# Memory of {user}",
@@ -204,11 +220,13 @@ def export_markdown(data: dict[str, Any]) -> str:
         "",
     ]
     shown = [(k, v) for k, v in data["profile"].items() if k != "user_id" and v not in (None, {})]
-    lines += [f"- **{key.replace('_', ' ')}**: {value}" for key, value in shown]
+    lines += [f"- **{key.replace('_', ' ')}**: {visible(str(value))}" for key, value in shown]
     if not shown:
         lines.append("(defaults)")
     lines += ["", "## Facts", ""]
-    lines += [f"- {f['text']} *(fact {f['id']}, {when(f['created_at'])})*" for f in data["facts"]]
+    lines += [
+        f"- {visible(f['text'])} *(fact {f['id']}, {when(f['created_at'])})*" for f in data["facts"]
+    ]
     if not data["facts"]:
         lines.append("(none)")
     lines += ["", "## Sessions"]
@@ -217,7 +235,7 @@ def export_markdown(data: dict[str, Any]) -> str:
         for t in session["turns"]:
             who = user if t["role"] == "user" else "assistant"
             mark = " *(interrupted)*" if t["interrupted"] else ""
-            lines.append(f"- **{who}**: {t['text']}{mark}")
+            lines.append(f"- **{who}**: {visible(t['text'])}{mark}")
     return "\n".join(lines) + "\n"
 
 

@@ -6,9 +6,12 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import UsageError
-from .common import check_user, config_option, console, json_option, print_json, user_option
+from ..profile_values import check_language, check_voice
+from ..safetext import as_text
+from .common import check_user, config_option, console, json_option, load, print_json, user_option
 from .memory import confirm_or_refuse, open_store
 
 LABELS = {
@@ -26,12 +29,13 @@ def _who(user_arg: str | None, user: str) -> str:
     return check_user(user_arg) if user_arg else user
 
 
-def _value(value: Any) -> str:
+def _value(value: Any) -> Text:
+    """A stored value as shown: as typed (never Rich markup), control characters visible."""
     if value in (None, {}, ""):
-        return "(default)"
+        return Text("(default)", style="dim")
     if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
-    return str(value)
+        return as_text(", ".join(f"{k}={v}" for k, v in sorted(value.items())))
+    return as_text(value)
 
 
 def _show(profile: Any, stored: bool) -> None:
@@ -118,6 +122,10 @@ def set_(user_arg: str | None, user: str, prefs: tuple[str, ...], as_json: bool,
     for key, value in fields.items():
         if value is not None:
             changes[key] = value if value != "" else None
+    if changes.get("language"):
+        check_language(changes["language"])
+    if changes.get("voice_id"):
+        check_voice(load(config_file).tts, changes["voice_id"])
     if prefs:
         changes["preferences"] = _preferences(prefs)
     with open_store(config_file, readonly=False) as store:

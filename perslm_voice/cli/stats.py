@@ -6,13 +6,13 @@ import click
 from rich.table import Table
 
 from ..latency import STAGES, summarize
-from .common import config_option, console, json_option, print_json, user_option
+from .common import COUNT, config_option, console, json_option, print_json, user_option
 from .memory import open_store
 
 
 @click.command()
 @user_option
-@click.option("--last", type=click.IntRange(min=1), default=None, help="Only the last N replies.")
+@click.option("--last", type=COUNT, default=None, help="Only the last N replies.")
 @config_option
 @json_option
 def stats(user: str, last: int | None, config_file: str | None, as_json: bool) -> None:

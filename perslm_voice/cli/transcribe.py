@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import logs
+from ..safetext import visible
 from ..transcription import transcribe_file
 from .common import config_option, console, err_console, json_option, load, print_json
 
@@ -84,11 +85,11 @@ def transcribe(
         print_json(result.to_dict())
         return
     for utterance in result.utterances:
-        console.print(utterance.text, markup=False)
+        console.print(visible(utterance.text), markup=False)
     for rejection in result.rejected:
         err_console.print(
             f"not transcribed {rejection.start_s:.1f}-{rejection.end_s:.1f} s:"
-            f" {rejection.notice.strip('()')} ({rejection.reason})",
+            f" {rejection.notice.strip('()')} ({visible(rejection.reason)})",
             style="dim",
             markup=False,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,7 +47,8 @@ class StoreCore:
 
     ``readonly=True`` (incognito sessions) never writes the file: a missing store reads as
     empty, an old schema is upgraded in a private in-memory copy, and every write method
-    raises StoreError.
+    raises StoreError. A store file the user made read-only (no owner write bit) is opened
+    that way too, whatever was asked: ``read_only_reason`` says why, for the session to show.
     """
 
     def __init__(
@@ -57,10 +59,27 @@ class StoreCore:
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
     ):
         self.path = Path(path) if path else default_store_path()
+        self.read_only_reason: str | None = "incognito" if readonly else None
+        if not readonly and self._made_read_only():
+            # The owner took the write bit away on purpose: respect it, never chmod it back
+            # (root could write it anyway, so the bit is read, not os.access).
+            mode = stat.S_IMODE(self.path.stat().st_mode)
+            readonly = True
+            self.read_only_reason = (
+                f"the store {self.path} is read-only (mode {mode:o}): memory is read, nothing"
+                f" is written; chmod u+w {self.path} to let perslm-voice write it"
+            )
         self.readonly = readonly
         self.synchronous = synchronous
         self._lock = threading.RLock()
         self._db = self._open_readonly() if readonly else self._open()
+
+    def _made_read_only(self) -> bool:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and not st.st_mode & stat.S_IWUSR
 
     # opening
 
@@ -90,7 +109,7 @@ class StoreCore:
         path = self.path
         self._check_header()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            paths.make_private_dir(path.parent)
             if not path.exists():
                 # Create the file 0600 before SQLite opens it: memories are private.
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -118,11 +137,13 @@ class StoreCore:
             raise StoreError(f"cannot use the store {path}: {exc}") from None
         for suffix in ("", "-wal", "-shm"):
             side = Path(f"{path}{suffix}")
-            if side.exists():
-                try:
-                    side.chmod(0o600)
-                except OSError:
-                    pass
+            try:
+                # Readable by its owner only; a permission is taken away, never added.
+                mode = stat.S_IMODE(side.stat().st_mode)
+                if mode & 0o077:
+                    side.chmod(mode & 0o700)
+            except OSError:
+                pass
         return db
 
     def _open_readonly(self) -> sqlite3.Connection:
@@ -165,6 +186,8 @@ class StoreCore:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction; committed on success, rolled back on error."""
         if self.readonly:
+            if self.read_only_reason and self.read_only_reason != "incognito":
+                raise StoreError(self.read_only_reason)
             raise StoreError(
                 f"the store {self.path} is open read-only (incognito): nothing is written"
             )

@@ -128,6 +128,17 @@ def m005_sessions_user_index() -> str:
     """
 
 
+@migration
+def m006_session_ids() -> str:
+    # The highest session id ever given. `memory forget` deletes session rows while the session
+    # may still run; it then recreates its row under the same id when its next turn is stored,
+    # so no other session may have taken that id meanwhile (SQLite reuses the largest rowid).
+    return """
+        CREATE TABLE session_ids (last INTEGER NOT NULL);
+        INSERT INTO session_ids (last) SELECT COALESCE(MAX(id), 0) FROM sessions;
+    """
+
+
 def _statements(script: str) -> list[str]:
     statements, current = [], ""
     for line in script.splitlines(keepends=True):

@@ -11,6 +11,7 @@ import json
 import time
 from typing import Any
 
+from ..errors import StoreError
 from .core import BUSY_TIMEOUT_MS, STORE_FILE, StoreCore, default_store_path
 from .facts import FactsMixin
 from .profiles import ProfilesMixin
@@ -56,10 +57,15 @@ class Store(ProfilesMixin, FactsMixin, RecallMixin, StoreCore):
         """Open a session for the user (creating user and profile if new); return its id."""
         self.get_profile(user_id)
         with self.transaction() as db:
-            cur = db.execute(
-                "INSERT INTO sessions (user_id, started_at) VALUES (?, ?)", (user_id, time.time())
+            db.execute(
+                "UPDATE session_ids SET last = max(last, (SELECT COALESCE(MAX(id), 0) FROM sessions)) + 1"
             )
-            return int(cur.lastrowid or 0)
+            session_id = int(db.execute("SELECT last FROM session_ids").fetchone()[0])
+            db.execute(
+                "INSERT INTO sessions (id, user_id, started_at) VALUES (?, ?, ?)",
+                (session_id, user_id, time.time()),
+            )
+            return session_id
 
     def end_session(self, session_id: int) -> None:
         with self.transaction() as db:
@@ -94,9 +100,27 @@ class Store(ProfilesMixin, FactsMixin, RecallMixin, StoreCore):
         backend: str | None = None,
         timings: dict[str, Any] | None = None,
     ) -> int:
-        """Store one finished turn (committed at once) and return its id."""
+        """Store one finished turn (committed at once) and return its id.
+
+        A session forgotten while it runs (`memory forget --all` from another terminal) gets its
+        row back under the same id, so its later turns are kept; StoreError if that id is
+        another user's.
+        """
         now = time.time()
         with self.transaction() as db:
+            owner = db.execute(
+                "SELECT user_id FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+            if owner is None:
+                db.execute(
+                    "INSERT OR IGNORE INTO users (id, created_at) VALUES (?, ?)", (user_id, now)
+                )
+                db.execute(
+                    "INSERT INTO sessions (id, user_id, started_at) VALUES (?, ?, ?)",
+                    (session_id, user_id, started_at or now),
+                )
+            elif owner[0] != user_id:
+                raise StoreError(f"session {session_id} is not {user_id}'s; the turn is not stored")
             cur = db.execute(
                 "INSERT INTO turns (session_id, user_id, role, text, source, started_at, ended_at,"
                 " interrupted, heard, backend, timings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -45,11 +45,17 @@ class StoreWorker:
         path = Path(config.memory.path).expanduser() if config.memory.path else None
         try:
             store = Store(path or default_store_path(), readonly=incognito)
-            # incognito reads the profile and memory, writes nothing
-            session_id = None if incognito else store.start_session(user_id)
         except StoreError as exc:
             return cls(None, None), f"No memory this session: {exc}"
-        return cls(store, session_id), None
+        if incognito:  # reads the profile and memory, writes nothing
+            return cls(store, None), None
+        try:
+            return cls(store, store.start_session(user_id)), None
+        except StoreError as exc:
+            if store.read_only_reason:  # the user made it read-only: read it, write nothing
+                return cls(store, None), f"Nothing is saved this session: {store.read_only_reason}"
+            store.close()
+            return cls(None, None), f"No memory this session: {exc}"
 
     @property
     def writable(self) -> bool:

@@ -424,6 +424,10 @@ class Session:
             if event.reason is None:
                 if self.input_ends_session:  # finish the turns heard, then end
                     self._inputs.put_nowait(None)
+            elif self.input_ends_session:  # a recording that breaks off: answer what was heard
+                self.notify(f"{event.reason}; the rest of the recording is not heard.", Level.ERROR)
+                self.exit_code = 1
+                self._inputs.put_nowait(None)
             else:
                 self.notify(f"{event.reason}; carrying on typed.")
         elif isinstance(event, FirstAudio):

