@@ -16,6 +16,7 @@ from .facts import FactsMixin
 from .profiles import ProfilesMixin
 from .recall import RecallMixin
 from .records import TURN_COLUMNS, Fact, Profile, Recalled, Turn, turn_from_row
+from .reminders import Reminder, RemindersMixin
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -24,6 +25,7 @@ __all__ = [
     "Fact",
     "Profile",
     "Recalled",
+    "Reminder",
     "Store",
     "Turn",
     "default_store_path",
@@ -32,7 +34,7 @@ __all__ = [
 _turn = turn_from_row  # the name older callers import
 
 
-class Store(ProfilesMixin, FactsMixin, RecallMixin, StoreCore):
+class Store(ProfilesMixin, FactsMixin, RecallMixin, RemindersMixin, StoreCore):
     """The per-installation SQLite store; safe to share between threads of one process.
 
     ``Store(path)`` opens (creating, migrating) the file; ``Store(path, readonly=True)`` reads
