@@ -13,8 +13,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import paths
 from ..errors import BackendUnavailable, ToolError, ToolUnreachable
 from .base import Tool, ToolResult
 
@@ -30,6 +35,22 @@ def _require() -> None:
         raise BackendUnavailable(f"MCP servers need the mcp package: {INSTALL}")
 
 
+def stderr_log(name: str) -> Path:
+    """Where a stdio server's own error output goes: a file, not the conversation's terminal."""
+    return paths.log_dir() / f"mcp-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.log"
+
+
+@asynccontextmanager
+async def _stdio(name: str, params: Any) -> AsyncIterator[Any]:
+    from mcp.client.stdio import stdio_client
+
+    log_file = stderr_log(name)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("a", encoding="utf-8") as errlog:
+        async with stdio_client(params, errlog=errlog) as streams:
+            yield streams
+
+
 def _client(name: str, server: MCPServerConfig) -> Any:
     """An ``mcp.Client`` for the configured server (not yet connected)."""
     _require()
@@ -42,7 +63,7 @@ def _client(name: str, server: MCPServerConfig) -> Any:
         params = StdioServerParameters(
             command=server.command, args=list(server.args), env={**get_default_environment(), **env}
         )
-        return Client(params, read_timeout_seconds=server.timeout_s)
+        return Client(_stdio(name, params), read_timeout_seconds=server.timeout_s)
     if server.url:
         headers = {h: os.environ.get(v, "") for h, v in server.headers_env.items()}
         if headers:
