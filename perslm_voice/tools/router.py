@@ -60,8 +60,8 @@ class Routed:
 
 
 def _time(text: str, cased: str) -> Routed | None:
-    if re.search(r"\bwhat(?:'s| is)? (?:the )?(?:time|date|day)\b|\bwhat time is it\b"
-                 r"|\bwhat day is (?:it|today)\b|\btoday's date\b", text):  # fmt: skip
+    if re.search(r"\bwhat(?:'s| is) the (?:time|date)(?: now| today| right now)?$"
+                 r"|\bwhat time is it\b|\bwhat day is (?:it|today)\b|\btoday's date\b", text):  # fmt: skip
         return Routed("get_time")
     return None
 
@@ -109,8 +109,9 @@ def _calculate(text: str, cased: str) -> Routed | None:
 
 
 def _weather(text: str, cased: str) -> Routed | None:
-    if re.search(r"\b(weather|forecast|umbrella|temperature outside|going to rain|will it rain"
-                 r"|is it raining|rain today|how (?:hot|cold|warm) is it)\b", text):  # fmt: skip
+    asks = re.search(r"\b(what|what's|how|will|is it|should|do i need|forecast)\b", text)
+    if asks and re.search(r"\b(weather|forecast|umbrella|temperature outside|going to rain"
+                 r"|will it rain|is it raining|rain today|how (?:hot|cold|warm) is it)\b", text):  # fmt: skip
         place = re.search(r"\b(?:in|for) ([a-z][a-z .'-]+?)(?: today| tomorrow| now)?$", text)
         args = {}
         if place and place.group(1) not in ("today", "tomorrow", "the morning", "the evening"):
@@ -150,7 +151,7 @@ def _lights(text: str, cased: str) -> Routed | None:
 def _email(text: str, cased: str) -> Routed | None:
     # matched on the words as said, so the body keeps its capitals
     match = re.search(
-        r"\b(?:send|write) (?:an )?(?:email|e-mail|mail|message) to ([a-z][\w.@-]*)"
+        r"\b(?:send|write) (?:an? )?(?:email|e-mail|mail|message) to ([a-z][\w.@-]*)"
         r"(?: saying| that says| telling (?:him|her|them))?:? (.+)",
         cased,
         re.I,
