@@ -407,3 +407,25 @@ def test_a_timer_fires_while_a_reply_is_still_streaming(llm_server, tmp_path):
     assert still_replying
     assert "Your egg timer is done." in timeline
     assert timeline.index("Your egg timer is done.") > timeline.index("ReplyText")
+
+
+def test_with_a_fallback_model_the_server_s_tool_calls_pass_through_until_it_goes_down(llm_server):
+    from fault_server import closed_port_url
+
+    from perslm_voice.llm.fallback import FallbackLLM
+
+    backup = Wording()
+    up = FallbackLLM(openai_llm(llm_server), lambda: backup)
+    assert up.supports_tools
+    llm_server.call(("calculate", {"expression": "6*7"}))
+    llm_server.say("42.")
+    events = collect(ToolUse(up, builtins(ToolsConfig()), Answers()))
+    assert [e.text for e in events if isinstance(e, ToolFinished)] == ["6*7 = 42"]
+
+    down = FallbackLLM(
+        OpenAILLM(LLMConfig(backend="openai", base_url=closed_port_url(), model="m")),
+        lambda: backup,
+    )
+    events = collect(ToolUse(down, builtins(ToolsConfig()), Answers()))
+    assert text_of(events) == "Told: chat"  # the embedded model answered, without tools
+    assert not down.supports_tools
