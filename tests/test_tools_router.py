@@ -74,3 +74,15 @@ def test_the_embedded_model_words_a_routed_result(load_embedded_llm):
     finished = [e for e in events if isinstance(e, ToolFinished)]
     assert finished == [ToolFinished("calculate", True, "12 times 7 = 84")]
     assert "".join(e.text for e in events if isinstance(e, ReplyText)).strip()
+
+
+@pytest.mark.parametrize(
+    "said, meant",
+    [("Yes.", True), ("yeah, go ahead", True), ("Sure!", True), ("OK", True), ("send it", True),
+     ("No.", False), ("yes, but not to Ann", False), ("don't", False), ("wait", False),
+     ("what's the weather", None), ("", None), ("maybe", None)],
+)  # fmt: skip
+def test_reading_a_yes_or_a_no(said, meant):
+    from perslm_voice.tools.confirm import answer
+
+    assert answer(said) is meant
