@@ -293,28 +293,6 @@ def main() -> None:
     parser.add_argument("--show-misses", action="store_true")
     args = parser.parse_args()
 
-    results = {
-        "router (embedded model's tool picker)": score(router_picker()),
-        "router on the held-out wordings": score(router_picker(), HELD_OUT),
-    }
-    llm = None
-    if not args.no_model:
-        from perslm_voice.llm.llama_cpp import LlamaCppLLM, embedded_model_path
-
-        settings = {"temperature": 0.0, "max_tokens": 48, "n_threads": args.threads}
-        llm = LlamaCppLLM(LLMConfig(backend="llama_cpp", **settings))
-        llm.load()
-        results["embedded SmolLM2-135M alone (JSON)"] = score(embedded_picker(llm))
-        if args.server:
-            process, url = start_server(embedded_model_path(), args.threads)
-            try:
-                server = OpenAILLMFor(url, settings)
-                results["llama.cpp server, native tools"] = score(native_picker(server))
-                server.close()
-            finally:
-                process.terminate()
-                process.wait(timeout=10)
-
     with_tool = sum(1 for _, t, _ in CASES if t)
     print(
         f"{len(CASES)} utterances, {with_tool} need a tool, {len(CASES) - with_tool} none"
@@ -324,11 +302,35 @@ def main() -> None:
         f"{'picker':<40} {'need a tool?':>12} {'right tool':>10} {'right args':>10} {'ms/pick':>8}"
     )
     print(header)
-    print("-" * len(header))
-    for name, r in results.items():
+    print("-" * len(header), flush=True)
+    results: dict[str, dict[str, Any]] = {}
+
+    def report(name: str, r: dict[str, Any]) -> None:
+        results[name] = r
         print(
-            f"{name:<40} {r['need']:>12.0%} {r['tool']:>10.0%} {r['args']:>10.0%} {r['ms']:>8.1f}"
+            f"{name:<40} {r['need']:>12.0%} {r['tool']:>10.0%} {r['args']:>10.0%} {r['ms']:>8.1f}",
+            flush=True,
         )
+
+    report("router (embedded model's tool picker)", score(router_picker()))
+    report("router on the held-out wordings", score(router_picker(), HELD_OUT))
+    llm = None
+    if not args.no_model:
+        from perslm_voice.llm.llama_cpp import LlamaCppLLM, embedded_model_path
+
+        settings = {"temperature": 0.0, "max_tokens": 48, "n_threads": args.threads}
+        llm = LlamaCppLLM(LLMConfig(backend="llama_cpp", **settings))
+        llm.load()
+        report("embedded SmolLM2-135M alone (JSON)", score(embedded_picker(llm)))
+        if args.server:
+            process, url = start_server(embedded_model_path(), args.threads)
+            try:
+                server = OpenAILLMFor(url, settings)
+                report("llama.cpp server, native tools", score(native_picker(server)))
+                server.close()
+            finally:
+                process.terminate()
+                process.wait(timeout=10)
     if args.show_misses:
         for name, r in results.items():
             print(f"\n{name}: {len(r['misses'])} misses")
@@ -336,11 +338,14 @@ def main() -> None:
                 print("  " + miss)
     if llm is not None:
         print(
-            "\nend of speech -> first words, p50 ms (embedded model; the router + tool + the model wording the result)"
+            "\nend of speech -> first words, p50 ms (embedded model; the router + tool + the model"
+            " wording the result)"
         )
-        print(f"{'question':<24} {'no tool':>8} {'with tool':>10} {'added':>7}")
+        print(f"{'question':<24} {'no tool':>8} {'with tool':>10} {'added':>7}", flush=True)
         for question, plain, routed in latency(llm, args.runs):
-            print(f"{question:<24} {plain:>8.0f} {routed:>10.0f} {routed - plain:>+7.0f}")
+            print(
+                f"{question:<24} {plain:>8.0f} {routed:>10.0f} {routed - plain:>+7.0f}", flush=True
+            )
         llm.close()
 
 
