@@ -466,3 +466,13 @@ def test_a_day_after_the_clock_moves(store):
     late = (datetime(2026, 5, 4, 23, 59, tzinfo=zone) + timedelta(minutes=2)).timestamp()
     reg = registry(ToolsConfig(timezone="America/New_York"), clock=lambda: late)
     assert "Tuesday, May 5, 2026" in call(reg, "get_time").text
+
+
+def test_timers_and_permissions_are_exported_and_deleted_with_the_user(store):
+    store.add_reminder("ann", "timer", "Your timer is done.", time.time() + 60)
+    store.set_tool_permission("ann", "send_email", False)
+    exported = store.export("ann")
+    assert [r["text"] for r in exported["reminders"]] == ["Your timer is done."]
+    assert exported["tool_permissions"] == {"send_email": False}
+    assert store.delete_user("ann")
+    assert store.pending_reminders("ann") == [] and store.tool_permissions("ann") == {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from typing import Any
 
 from .core import BUSY_TIMEOUT_MS, STORE_FILE, StoreCore, default_store_path
@@ -183,6 +184,8 @@ class Store(ProfilesMixin, FactsMixin, RecallMixin, RemindersMixin, StoreCore):
             removed = 0
             for sql in (
                 "DELETE FROM facts WHERE user_id = ?",
+                "DELETE FROM reminders WHERE user_id = ?",
+                "DELETE FROM tool_permissions WHERE user_id = ?",
                 "DELETE FROM turns WHERE user_id = ?",
                 "DELETE FROM sessions WHERE user_id = ?",
                 "DELETE FROM profiles WHERE user_id = ?",
@@ -203,6 +206,8 @@ class Store(ProfilesMixin, FactsMixin, RecallMixin, RemindersMixin, StoreCore):
             "exported_at": time.time(),
             "profile": profile.as_dict(),
             "facts": [f.as_dict() for f in self.facts(user_id)],
+            "reminders": [asdict(r) for r in self.pending_reminders(user_id)],
+            "tool_permissions": self.tool_permissions(user_id),
             "sessions": [
                 {**s, "turns": [t.as_dict() for t in self.turns(user_id, session_id=s["id"])]}
                 for s in self.sessions(user_id)
