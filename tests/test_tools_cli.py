@@ -144,3 +144,45 @@ def test_an_unreachable_service_is_one_line(run_cli, tmp_path):
     assert done.stderr.decode().startswith(
         f"Error: cannot reach Open-Meteo at http://127.0.0.1:{port}"
     )
+
+
+PLUGIN = """
+from perslm_voice.tools import Tool, ToolResult
+
+
+class Coin(Tool):
+    name = "flip_coin"
+    description = "Flip a coin."
+
+    async def run(self, args):
+        return ToolResult("Heads.")
+
+
+def tools(context):
+    return [Coin()]
+
+
+def broken(context):
+    raise RuntimeError("no coins left")
+"""
+
+
+def test_plugins_are_found_through_entry_points(run_cli, tmp_path):
+    # A real installed distribution on the path: its dist-info declares the entry points.
+    (tmp_path / "coin_plugin.py").write_text(PLUGIN)
+    info = tmp_path / "coin_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: coin-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[perslm_voice.tools]\ncoin = coin_plugin:tools\nbad = coin_plugin:broken\n"
+    )
+    import os
+
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    listed = run_cli("tools", "list", "--json", env=env)
+    data = json.loads(listed.stdout)
+    coin = next(r for r in data["tools"] if r["name"] == "flip_coin")
+    assert coin["source"] == "plugin:coin" and coin["enabled"]
+    assert data["problems"] == ["tool plugin 'bad' failed to load: RuntimeError: no coins left"]
+    called = run_cli("tools", "call", "flip_coin", env=env)
+    assert called.returncode == 0 and called.stdout.decode().strip() == "Heads."
