@@ -194,6 +194,95 @@ class MemoryConfig(Section):
     prompt_token_budget: int = Field(1200, ge=64, le=1000000)
 
 
+class WeatherToolConfig(Section):
+    base_url: str = Field(
+        "https://api.open-meteo.com/v1", description="Open-Meteo forecast API (no key needed)"
+    )
+    geocoding_url: str = Field(
+        "https://geocoding-api.open-meteo.com/v1",
+        description="Open-Meteo geocoding API, for a place named in the question",
+    )
+    location: str | None = Field(None, description="the place to report on; null: none set")
+    latitude: float | None = Field(None, ge=-90.0, le=90.0, description="overrides location")
+    longitude: float | None = Field(None, ge=-180.0, le=180.0)
+    units: Literal["metric", "imperial"] = "metric"
+
+
+class CalendarToolConfig(Section):
+    ics_files: list[str] = Field([], description="local .ics files to read events from")
+    caldav_url: str | None = Field(None, description="a CalDAV calendar collection's URL")
+    caldav_username: str | None = None
+    caldav_password_env: str = Field(
+        "PERSLM_VOICE_CALDAV_PASSWORD", description="the variable that holds the CalDAV password"
+    )
+
+
+class HomeAssistantToolConfig(Section):
+    url: str | None = Field(None, description="e.g. http://homeassistant.local:8123; null: off")
+    token_env: str = Field(
+        "HOME_ASSISTANT_TOKEN", description="the variable that holds a long-lived access token"
+    )
+
+
+class EmailToolConfig(Section):
+    smtp_host: str | None = Field(None, description="null: email is off")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = Field(
+        "starttls", description="none only for a server on this machine"
+    )
+    username: str | None = None
+    password_env: str = Field(
+        "PERSLM_VOICE_SMTP_PASSWORD", description="the variable that holds the SMTP password"
+    )
+    from_address: str | None = None
+    contacts: dict[str, str] = Field(
+        {}, description="names the user says -> email addresses, e.g. {Ann: ann@example.org}"
+    )
+
+
+class MCPServerConfig(Section):
+    command: str | None = Field(None, description="stdio: the program to start")
+    args: list[str] = []
+    pass_env: list[str] = Field(
+        [], description="stdio: names of this process's variables the program also gets (tokens)"
+    )
+    url: str | None = Field(None, description="streamable HTTP: the server's URL")
+    headers_env: dict[str, str] = Field(
+        {}, description="HTTP header -> the variable that holds its value (e.g. a bearer token)"
+    )
+    trust_read_only: bool = Field(
+        False,
+        description="believe the server's readOnlyHint (its tools that claim to be read-only then"
+        " run without asking); false: every tool of this server asks first",
+    )
+    timeout_s: float = Field(20.0, gt=0, le=600.0)
+
+
+class ToolsConfig(Section):
+    enabled: bool = Field(True, description="false: the assistant only talks")
+    disabled: list[str] = Field([], description="tool names switched off for everyone")
+    timeout_s: float = Field(10.0, gt=0, le=600.0, description="the longest one tool call may take")
+    timezone: str | None = Field(
+        None, description="IANA name, e.g. Europe/Paris; null: the system's"
+    )
+    router: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="match common phrasings to built-in tools without the model; auto: on for the"
+        " embedded model, which cannot pick tools itself",
+    )
+    acknowledgement: str = Field(
+        "One moment.", description="said while a tool runs, so the silence stays short"
+    )
+    max_rounds: int = Field(3, ge=1, le=10, description="tool calls in a row within one reply")
+    weather: WeatherToolConfig = WeatherToolConfig()
+    calendar: CalendarToolConfig = CalendarToolConfig()
+    home_assistant: HomeAssistantToolConfig = HomeAssistantToolConfig()
+    email: EmailToolConfig = EmailToolConfig()
+    mcp_servers: dict[str, MCPServerConfig] = Field(
+        {}, description="name -> an MCP server (command + args for stdio, or url)"
+    )
+
+
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "warning"
     file: str | None = None
@@ -209,6 +298,7 @@ class Config(Section):
     interaction: InteractionConfig = InteractionConfig()
     llm: LLMConfig = LLMConfig()
     memory: MemoryConfig = MemoryConfig()
+    tools: ToolsConfig = ToolsConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

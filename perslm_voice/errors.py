@@ -65,3 +65,27 @@ class LLMStreamBroken(LLMError):
     def __init__(self, message: str, partial: str = ""):
         super().__init__(message)
         self.partial = partial
+
+
+class ToolError(PerslmVoiceError):
+    """A tool could not run; the message is the one line the user hears."""
+
+
+class ToolNotFound(ToolError):
+    """No tool of that name is registered (or it is switched off); the message lists those there are."""
+
+
+class ToolArgumentsError(ToolError):
+    """The arguments given to a tool do not fit its parameters."""
+
+
+class ToolTimeout(ToolError):
+    """A tool did not answer within its timeout."""
+
+
+class ToolUnreachable(ToolError):
+    """The service behind a tool (a server, a calendar, an MCP server) cannot be reached."""
+
+
+class ToolForbidden(ToolError):
+    """The user's profile or the configuration forbids this tool."""

@@ -24,6 +24,7 @@ COMMANDS = {
     "memory": ("perslm_voice.cli.memory:memory", "What is remembered, per user."),
     "stats": ("perslm_voice.cli.stats:stats", "Per-turn latency by stage."),
     "doctor": ("perslm_voice.cli.doctor:doctor", "Check audio, models, backends and the store."),
+    "tools": ("perslm_voice.cli.tools:tools", "List the tools and run one by hand."),
     "config": ("perslm_voice.cli.config_cmd:config_group", "Show the effective configuration."),
 }
 DEFAULT_COMMAND = "chat"

@@ -15,24 +15,51 @@ from ..config import LLMConfig
 
 log = logging.getLogger(__name__)
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 LOOP_REPEATS = 3  # the same sentence this many times in a row: the model is looping
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The model asks for a tool: ``arguments`` is the JSON text it wrote (not yet trusted)."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True)
 class Message:
     role: Role
     content: str
+    # An assistant message that asked for tools, and a "tool" message that answers one of them
+    # (OpenAI's chat format); plain messages leave both empty.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
-    def as_dict(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in self.tool_calls
+            ]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
 
 
 class LLM(ABC):
     """A loaded language model; one instance serves every turn of a session."""
 
     name: str = "llm"
+    # True when the model picks tools itself through the OpenAI ``tools`` API (stream_events).
+    supports_tools: bool = False
 
     def __init__(self, config: LLMConfig):
         self.config = config
@@ -59,6 +86,17 @@ class LLM(ABC):
 
         Blocking: the loop runs it in a thread. Raises LLMError when the model cannot answer.
         """
+
+    def stream_events(
+        self,
+        messages: list[Message],
+        cancel: threading.Event,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> Iterator[str | ToolCall]:
+        """Like ``stream``, offering ``tools`` (OpenAI function specs): yields text pieces and,
+        once the model has finished asking, one ToolCall per tool it wants. Backends without
+        native tool calls ignore ``tools`` and only talk."""
+        yield from self.stream(messages, cancel)
 
     def prefill(self, messages: list[Message]) -> None:
         """Read ``messages``, the start of the next prompt (all but the user's coming text), ahead
@@ -119,4 +157,44 @@ async def stream_async(
             yield item
     finally:
         # The thread sees this at its next piece; backends serialise generations themselves.
+        cancel.set()
+
+
+async def stream_events_async(
+    llm: LLM,
+    messages: list[Message],
+    cancel: threading.Event,
+    tools: list[dict[str, Any]] | None = None,
+) -> AsyncIterator[str | ToolCall]:
+    """``stream_async`` for ``llm.stream_events``: text pieces and ToolCalls on the event loop."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    def produce() -> None:
+        try:
+            for item in llm.stream_events(messages, cancel, tools):
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+                if cancel.is_set():
+                    break
+        except BaseException as exc:  # handed to the consumer, raised there
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+    loop.run_in_executor(None, produce)
+    text = ""
+    try:
+        while True:
+            item = await queue.get()
+            if item is _DONE:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, str):
+                text += item
+                if is_looping(text):
+                    log.info("llm: the reply says the same sentence over and over; it ends here")
+                    break
+            yield item
+    finally:
         cancel.set()

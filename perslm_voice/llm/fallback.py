@@ -9,10 +9,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from ..config import LLMConfig
 from ..errors import LLMTimeout, LLMUnreachable
-from .base import LLM, Message
+from .base import LLM, Message, ToolCall
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,25 @@ class FallbackLLM(LLM):
                 return
         if not cancel.is_set():
             yield from self.fallback().stream(messages, cancel)
+
+    @property  # type: ignore[override]
+    def supports_tools(self) -> bool:
+        """The server's tool calls while it is up; none while the embedded model answers."""
+        return self.primary.supports_tools and not self.using_fallback
+
+    def stream_events(
+        self,
+        messages: list[Message],
+        cancel: threading.Event,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> Iterator[str | ToolCall]:
+        if tools and self.supports_tools:
+            try:
+                yield from self.primary.stream_events(messages, cancel, tools)
+                return
+            except (LLMUnreachable, LLMTimeout) as exc:
+                self._went_down(exc)  # this reply, then the next ones, come from the embedded model
+        yield from self.stream(messages, cancel)
 
     def prefill(self, messages: list[Message]) -> None:
         # The embedded model answers while the server is down: its prompt is the one worth reading.

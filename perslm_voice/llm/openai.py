@@ -28,7 +28,7 @@ from ..errors import (
     LLMUnreachable,
 )
 from . import presets
-from .base import LLM, Message
+from .base import LLM, Message, ToolCall
 from .watch import StreamWatch
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class OpenAILLM(LLM):
     """A chat model behind an OpenAI-compatible HTTP endpoint, streamed token by token."""
 
     name = "openai"
+    supports_tools = True
 
     def __init__(self, config: LLMConfig):
         super().__init__(presets.resolve(config))
@@ -186,6 +187,20 @@ class OpenAILLM(LLM):
             watch.finished = True
             if handle is not None:
                 handle.close()
+
+    def stream_events(
+        self,
+        messages: list[Message],
+        cancel: threading.Event,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> Iterator[str | ToolCall]:
+        """With ``tools``: native streamed tool calls (openai_tools.py); without: ``stream``."""
+        if not tools:
+            yield from self.stream(messages, cancel)
+            return
+        from .openai_tools import stream_with_tools
+
+        yield from stream_with_tools(self, messages, cancel, tools)
 
     def _broken(self, received: list[str], why: str) -> LLMStreamBroken:
         log.info("llm: stream from %s broke mid-answer (%s)", self.base_url, why)

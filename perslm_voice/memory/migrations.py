@@ -139,6 +139,32 @@ def m006_session_ids() -> str:
     """
 
 
+@migration
+def m007_reminders_tool_permissions() -> str:
+    # Timers and reminders live here so that a restart keeps them; fired_at stays NULL until
+    # one is spoken, so one due while the assistant was not running is said at the next start.
+    # tool_permissions: a profile's own allow (1) or forbid (0) of a tool, over the config.
+    return """
+        CREATE TABLE reminders (
+            id INTEGER PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('timer', 'reminder')),
+            text TEXT NOT NULL,
+            due_at REAL NOT NULL,
+            created_at REAL NOT NULL,
+            fired_at REAL,
+            cancelled INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX reminders_due ON reminders(user_id, fired_at, cancelled, due_at);
+        CREATE TABLE tool_permissions (
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            tool TEXT NOT NULL,
+            allowed INTEGER NOT NULL CHECK (allowed IN (0, 1)),
+            PRIMARY KEY (user_id, tool)
+        );
+    """
+
+
 def _statements(script: str) -> list[str]:
     statements, current = [], ""
     for line in script.splitlines(keepends=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from typing import Any
 
 from ..errors import StoreError
@@ -17,6 +18,7 @@ from .facts import FactsMixin
 from .profiles import ProfilesMixin
 from .recall import RecallMixin
 from .records import TURN_COLUMNS, Fact, Profile, Recalled, Turn, turn_from_row
+from .reminders import Reminder, RemindersMixin
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -25,6 +27,7 @@ __all__ = [
     "Fact",
     "Profile",
     "Recalled",
+    "Reminder",
     "Store",
     "Turn",
     "default_store_path",
@@ -33,7 +36,7 @@ __all__ = [
 _turn = turn_from_row  # the name older callers import
 
 
-class Store(ProfilesMixin, FactsMixin, RecallMixin, StoreCore):
+class Store(ProfilesMixin, FactsMixin, RecallMixin, RemindersMixin, StoreCore):
     """The per-installation SQLite store; safe to share between threads of one process.
 
     ``Store(path)`` opens (creating, migrating) the file; ``Store(path, readonly=True)`` reads
@@ -214,6 +217,8 @@ class Store(ProfilesMixin, FactsMixin, RecallMixin, StoreCore):
             removed = 0
             for sql in (
                 "DELETE FROM facts WHERE user_id = ?",
+                "DELETE FROM reminders WHERE user_id = ?",
+                "DELETE FROM tool_permissions WHERE user_id = ?",
                 "DELETE FROM turns WHERE user_id = ?",
                 "DELETE FROM sessions WHERE user_id = ?",
                 "DELETE FROM profiles WHERE user_id = ?",
@@ -234,6 +239,8 @@ class Store(ProfilesMixin, FactsMixin, RecallMixin, StoreCore):
             "exported_at": time.time(),
             "profile": profile.as_dict(),
             "facts": [f.as_dict() for f in self.facts(user_id)],
+            "reminders": [asdict(r) for r in self.pending_reminders(user_id)],
+            "tool_permissions": self.tool_permissions(user_id),
             "sessions": [
                 {**s, "turns": [t.as_dict() for t in self.turns(user_id, session_id=s["id"])]}
                 for s in self.sessions(user_id)
