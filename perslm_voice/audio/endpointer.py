@@ -85,6 +85,11 @@ class Endpointer:
         """True between SpeechStarted and SpeechEnded."""
         return self._confirmed
 
+    def speech_so_far(self) -> np.ndarray:
+        """The audio of the utterance in progress (pre-roll included; empty outside speech): what
+        a partial transcript is made of."""
+        return self._audio() if self._confirmed else np.zeros(0, np.int16)
+
     # -- the state machine ------------------------------------------------------------------------
     def _reset_utterance(self) -> None:
         self._frames: list[np.ndarray] = []  # pre-roll + everything since speech began

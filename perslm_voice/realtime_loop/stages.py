@@ -69,6 +69,7 @@ def wire_stages(
         language=config.speech.language,
         guard=stages.guard,
         max_queued_frames=max_queued_frames,
+        partial_interval_s=session.partial_interval_s,
     )
     if stages.speaker is not None and stages.guard is not None:
         stages.judge = BargeInJudge(
