@@ -16,8 +16,22 @@ LEVELS = {
 }
 
 
+_CONFIG_SECRETS: set[str] = set()
+
+
+def add_secrets(*values: str | None) -> None:
+    """Mask these values too (secrets from the configuration: the server's tokens), in every
+    handler set up before or after."""
+    _CONFIG_SECRETS.update(v for v in values if v and len(v) >= 4)
+    for handler in logging.getLogger("perslm_voice").handlers:
+        for filt in handler.filters:
+            if isinstance(filt, RedactSecrets):
+                filt.refresh()
+
+
 class RedactSecrets(logging.Filter):
-    """Replaces the value of every secret-looking environment variable with '***'."""
+    """Replaces the value of every secret-looking environment variable (and of the secrets
+    given to add_secrets) with '***'."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -25,7 +39,8 @@ class RedactSecrets(logging.Filter):
 
     def refresh(self) -> None:
         self.secrets = sorted(
-            {v for k, v in os.environ.items() if SECRET_ENV.search(k) and len(v) >= 4},
+            {v for k, v in os.environ.items() if SECRET_ENV.search(k) and len(v) >= 4}
+            | _CONFIG_SECRETS,
             key=len,
             reverse=True,
         )
