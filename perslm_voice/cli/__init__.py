@@ -25,6 +25,7 @@ COMMANDS = {
     "stats": ("perslm_voice.cli.stats:stats", "Per-turn latency by stage."),
     "doctor": ("perslm_voice.cli.doctor:doctor", "Check audio, models, backends and the store."),
     "config": ("perslm_voice.cli.config_cmd:config_group", "Show the effective configuration."),
+    "serve": ("perslm_voice.cli.serve:serve", "Serve the assistant over WebSocket and a web page."),
 }
 DEFAULT_COMMAND = "chat"
 
