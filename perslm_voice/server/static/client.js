@@ -100,11 +100,11 @@ function onMessage(event) {
     }
     case "timings": {
       const el = replies.get(m.turn), ms = m.ms || {};
-      const first = ms.first_audio_played ?? ms.first_token;
+      const voice = ms.first_audio_played, first = voice ?? ms.first_token;
       if (el && first !== undefined) {
         const lat = document.createElement("span");
         lat.className = "latency";
-        lat.textContent = `${first} ms`;
+        lat.textContent = `${voice !== undefined ? "voice" : "text"} after ${first} ms`;
         lat.title = Object.entries(ms).map(([k, v]) => `${k}: ${v} ms`).join("\n");
         el.append(lat);
       }
