@@ -17,11 +17,14 @@ import argparse
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -114,6 +117,36 @@ async def clients(url: str, n: int, turns: int, clips: list) -> Run:
     return run
 
 
+def start_llama_server() -> Any:
+    """llama.cpp's server on loopback with the embedded model. ``--interrupt_requests false``:
+    by default it cuts a streaming reply short when another request comes in, and with several
+    sessions every reply would be cut by the next session's."""
+    from servers import LlamaServer, free_port
+
+    from perslm_voice.llm.llama_cpp import embedded_model_path
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model_path()),
+            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+            "--interrupt_requests", "false",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    server = LlamaServer(f"http://127.0.0.1:{port}/v1", process)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{server.url}/models", timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.5)  # still loading the model
+    process.kill()
+    raise SystemExit("llama_cpp.server did not start (pip install 'perslm-voice[server]')")
+
+
 def make_clips(workdir: Path) -> list:
     sys.path.insert(0, str(ROOT / "tests"))
     from conftest import say_to_file
@@ -150,9 +183,7 @@ def main() -> None:
         extra: list[str] = []
         llama = None
         if llm == "llamacpp":
-            from servers import start_llama_server
-
-            llama = start_llama_server(n_ctx=2048)
+            llama = start_llama_server()
             env["PERSLM_VOICE_LLM__BASE_URL"] = llama.url
             extra = ["--llm", "llamacpp"]
         server = Server("--token", TOKEN, *extra, env=env)

@@ -85,6 +85,11 @@ class Endpointer:
         """True between SpeechStarted and SpeechEnded."""
         return self._confirmed
 
+    @property
+    def in_pause(self) -> bool:
+        """Inside an utterance, the last frame was not voiced: the user may be about to stop."""
+        return self._candidate and self._silence > 0
+
     def speech_so_far(self) -> np.ndarray:
         """The audio of the utterance in progress (pre-roll included; empty outside speech): what
         a partial transcript is made of."""

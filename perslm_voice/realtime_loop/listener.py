@@ -260,6 +260,7 @@ class Listener:
             self.partial_interval_s <= 0
             or start is None
             or not self.endpointer.in_speech
+            or self.endpointer.in_pause  # the end of speech may come: its transcript goes first
             or self.endpointer.assistant_speaking
             or t_now - start < self._next_partial_s
             or self._stt_running
