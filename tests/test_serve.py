@@ -51,8 +51,11 @@ def server(tmp_path_factory):
         assert secret not in err
 
 
-def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict | str]:
-    request = urllib.request.Request(url, headers=headers or {})
+def get(
+    url: str, headers: dict[str, str] | None = None, post: dict | None = None
+) -> tuple[int, dict | str]:
+    data = json.dumps(post).encode() if post is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             body = response.read().decode()
@@ -314,3 +317,9 @@ def test_two_users_at_once_never_see_each_others_memory(server):
     assert status == 200 and "Whiskerton" in json.dumps(body)
     status, body = get(f"{server.base}/api/memory/export?token={BOB}")
     assert status == 200 and "Whiskerton" not in json.dumps(body)
+    # Bob forgets everything he said: his turns go, Alice's stay
+    status, body = get(f"{server.base}/api/memory/forget?token={BOB}", post={"everything": True})
+    assert status == 200 and body["user"] == "bob" and body["removed"]["turns"] >= 2
+    assert get(f"{server.base}/api/memory/history?token={BOB}")[1]["turns"] == []
+    status, body = get(f"{server.base}/api/memory/history?token={ALICE}")
+    assert "Whiskerton" in json.dumps(body)
