@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
 BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
 ECHO = "echo of the assistant's own voice"
+FIRST_PARTIAL_S = 0.3  # speech (from its first voiced frame) before the first partial transcript
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,8 @@ class Listener:
             self._drop_speculation()
             self._utterance += 1
             self._speech_t_start = event.t_start
-            self._next_partial_s = self.partial_interval_s
+            # The first words show soon (a short "yes" gets one too), then every interval.
+            self._next_partial_s = min(self.partial_interval_s, FIRST_PARTIAL_S)
             self._emit(event)
         elif isinstance(event, SpeechResumed):
             self._drop_speculation()
