@@ -13,10 +13,10 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from . import paths
 from .errors import ConfigError
@@ -95,6 +95,14 @@ class SpeechConfig(Section):
         ge=-10.0,
         le=0.0,
         description="average log-probability below which an English-only transcript is doubtful",
+    )
+    partial_interval_s: float | None = Field(
+        None,
+        ge=0.0,
+        le=10.0,
+        description="seconds of speech between partial transcripts while the user speaks (one at a"
+        " time, only while no other transcription runs); 0: none; null: 0.5 when serving, none in"
+        " the terminal",
     )
     audio: AudioSettings = AudioSettings()
 
@@ -283,6 +291,41 @@ class ToolsConfig(Section):
     )
 
 
+USER_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class ServeConfig(Section):
+    host: str = Field("127.0.0.1", min_length=1, description="address to listen on")
+    port: int = Field(8765, ge=0, le=65535, description="0: any free port")
+    token: str | None = Field(
+        None,
+        description="the token every connection must give; null: a random one, printed with the URL",
+    )
+    tokens: dict[str, Annotated[str, StringConstraints(pattern=USER_ID)]] = Field(
+        default_factory=dict,
+        description="token -> user: a connection with one of these tokens is that user, and only"
+        " that user",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="browser origins allowed besides the server's own (e.g. https://example.org);"
+        " '*': any",
+    )
+    max_sessions: int = Field(8, ge=1, le=10000, description="connections at once")
+    idle_timeout_s: float = Field(
+        600.0, gt=0, le=86400.0, description="seconds without a message that close a connection"
+    )
+    max_message_bytes: int = Field(
+        65536, ge=1024, le=16 * 1024 * 1024, description="the largest message a client may send"
+    )
+    max_messages_per_s: float = Field(
+        200.0,
+        gt=0,
+        le=100000.0,
+        description="messages a client may send per second (audio at 20 ms frames is 50)",
+    )
+
+
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "warning"
     file: str | None = None
@@ -299,10 +342,12 @@ class Config(Section):
     llm: LLMConfig = LLMConfig()
     memory: MemoryConfig = MemoryConfig()
     tools: ToolsConfig = ToolsConfig()
+    serve: ServeConfig = ServeConfig()
     logging: LoggingConfig = LoggingConfig()
 
 
-SECRET_KEY = re.compile(r"(api_?key|_token$|^token$|password|secret)(?!_env)", re.I)
+SECRET_KEY = re.compile(r"(api_?key|_token$|^tokens?$|password|secret)(?!_env)", re.I)
+SECRET_MAPS = ("serve.tokens.",)  # mappings whose keys are secrets (token -> user)
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -550,4 +595,11 @@ def effective_items(loaded: Loaded) -> list[tuple[str, Any, str]]:
     rows = []
     for path, value in _flatten(loaded.config.model_dump()).items():
         rows.append((path, shown_value(path, value), loaded.source_of(path)))
+        source = loaded.source_of(path)
+        secret_map = next((m for m in SECRET_MAPS if path.startswith(m)), None)
+        if secret_map is not None:
+            path = secret_map + "********"  # the key is the token: show whose it is, not it
+        elif value not in (None, {}) and is_secret(path):
+            value = "********"
+        rows.append((path, value, source))
     return rows

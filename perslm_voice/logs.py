@@ -19,18 +19,31 @@ LEVELS = {
 }
 
 
+_CONFIG_SECRETS: set[str] = set()
+
+
+def add_secrets(*values: str | None) -> None:
+    """Mask these values too (secrets from the configuration: the server's tokens), in every
+    handler set up before or after."""
+    _CONFIG_SECRETS.update(v for v in values if v and len(v) >= 4)
+    for handler in logging.getLogger("perslm_voice").handlers:
+        for filt in handler.filters:
+            if isinstance(filt, RedactSecrets):
+                filt.refresh()
+
+
 class RedactSecrets(logging.Filter):
     """Replaces secrets with '***': the value of every secret-looking environment variable, the
-    user-info of URLs and key-shaped tokens (see redact.py). Control characters in a message (a
-    prompt quoting a reply that holds escape sequences) are written as visible escapes: a log is
-    read on a terminal too."""
+    secrets given to add_secrets (the server's tokens), the user-info of URLs and key-shaped
+    tokens (see redact.py). Control characters in a message (a prompt quoting a reply that holds
+    escape sequences) are written as visible escapes: a log is read on a terminal too."""
 
     def __init__(self) -> None:
         super().__init__()
         self.refresh()
 
     def refresh(self) -> None:
-        self.secrets = env_secrets()
+        self.secrets = sorted(set(env_secrets()) | _CONFIG_SECRETS, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -6,16 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want="${1:-run}"
-extras="piper,whisper-base"
-[ "$want" = test ] && extras="piper,whisper-base,test"
+extras="piper,whisper-base,server"
+[ "$want" = test ] && extras="piper,whisper-base,server,test"
 
 say() { printf '\033[1mperslm-voice setup:\033[0m %s\n' "$*" >&2; }
 
 # 1. Debian packages: PortAudio (microphone), espeak-ng (fallback voice), ffmpeg (audio files),
-#    sox and tmux (tests), python3-venv. Missing ones are installed when we may; otherwise we say so
+#    sox and tmux (tests), chromium and its driver (the browser test of `serve`), python3-venv. Missing ones are installed when we may; otherwise we say so
 #    and go on: the assistant starts without them, degraded, and tells you what is missing.
 debs="libportaudio2 espeak-ng libespeak-ng1 ffmpeg python3-venv"
-[ "$want" = test ] && debs="$debs sox tmux"
+[ "$want" = test ] && debs="$debs sox tmux chromium chromium-driver"
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in $debs; do

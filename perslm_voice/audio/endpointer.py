@@ -85,6 +85,16 @@ class Endpointer:
         """True between SpeechStarted and SpeechEnded."""
         return self._confirmed
 
+    @property
+    def in_pause(self) -> bool:
+        """Inside an utterance, the last frame was not voiced: the user may be about to stop."""
+        return self._candidate and self._silence > 0
+
+    def speech_so_far(self) -> np.ndarray:
+        """The audio of the utterance in progress (pre-roll included; empty outside speech): what
+        a partial transcript is made of."""
+        return self._audio() if self._confirmed else np.zeros(0, np.int16)
+
     # -- the state machine ------------------------------------------------------------------------
     def _reset_utterance(self) -> None:
         self._frames: list[np.ndarray] = []  # pre-roll + everything since speech began

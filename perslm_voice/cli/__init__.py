@@ -26,6 +26,7 @@ COMMANDS = {
     "doctor": ("perslm_voice.cli.doctor:doctor", "Check audio, models, backends and the store."),
     "tools": ("perslm_voice.cli.tools:tools", "List the tools and run one by hand."),
     "config": ("perslm_voice.cli.config_cmd:config_group", "Show the effective configuration."),
+    "serve": ("perslm_voice.cli.serve:serve", "Serve the assistant over WebSocket and a web page."),
 }
 DEFAULT_COMMAND = "chat"
 

@@ -6,6 +6,8 @@ The path of a voice turn, top to bottom::
       -> bounded queue                on overflow the oldest frame is dropped and counted
       -> EchoGuard.clean              echo cancellation, when configured
       -> Endpointer.process           VAD: SpeechStarted, SpeechPaused, SpeechResumed, SpeechEnded
+      -> while speech goes on         every partial_interval_s, when no other transcription runs,
+                                      the words so far: PartialTranscript (not while we talk)
       -> SpeechPaused: STT starts     speculatively, inside the end-of-speech window
          -> EarlyText                 the early transcript: the session may draft its reply
       -> SpeechEnded -> STT           (or the speculative result, when nobody spoke again)
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
 BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
 ECHO = "echo of the assistant's own voice"
+FIRST_PARTIAL_S = 0.3  # speech (from its first voiced frame) before the first partial transcript
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class Listener:
         user_language: str | None = None,
         guard: EchoGuard | None = None,
         max_queued_frames: int | None = None,
+        partial_interval_s: float = 0.0,
     ):
         self.endpointer = endpointer
         self.stt = stt
@@ -131,6 +135,18 @@ class Listener:
         self._quiet = asyncio.Event()
         self._quiet.set()
         self._monologue = False  # the last utterance was cut at max_duration: more will follow
+        # Partial transcripts: one at a time, only while no other transcription runs, so that
+        # their cost is bounded by one transcription at a time and never delays a turn's.
+        self.partial_interval_s = partial_interval_s
+        self.partials_made = 0
+        self.partial_busy_s = 0.0  # seconds spent transcribing partials (the benchmark reads it)
+        self._stt_running = 0
+        self._partial: asyncio.Task[None] | None = None
+        self._speech_t_start: float | None = None
+        self._next_partial_s = 0.0
+        self._utterance = 0  # counts SpeechStarted: a partial is shown only for its own utterance
+        self._ends = 0  # SpeechEnded events, and the utterances whose transcript is out
+        self._finals = 0
 
     # -- inputs (on the event loop) --------------------------------------------------------------
 
@@ -181,7 +197,11 @@ class Listener:
         """Speech-to-text of a barge-in candidate: only the words count here (no language
         check: the turn itself is transcribed fully)."""
         await self.stt_ready
-        return await asyncio.to_thread(self.stt.transcribe_words, audio, self.language)
+        self._stt_running += 1
+        try:
+            return await asyncio.to_thread(self.stt.transcribe_words, audio, self.language)
+        finally:
+            self._stt_running -= 1
 
     # -- the work --------------------------------------------------------------------------------
 
@@ -202,6 +222,7 @@ class Listener:
                 self._recent.append(item)
                 for event in self.endpointer.process(item):
                     self._handle(event)
+                self._maybe_partial(item.t_capture)
                 if self.endpointer.in_speech:
                     self._quiet.clear()
                 else:
@@ -211,11 +232,17 @@ class Listener:
             await transcriber
         finally:
             transcriber.cancel()
+            if self._partial is not None:
+                self._partial.cancel()
         self._emit(InputEnded(reason))
 
     def _handle(self, event: Any) -> None:
         if isinstance(event, SpeechStarted):
             self._drop_speculation()
+            self._utterance += 1
+            self._speech_t_start = event.t_start
+            # The first words show soon (a short "yes" gets one too), then every interval.
+            self._next_partial_s = min(self.partial_interval_s, FIRST_PARTIAL_S)
             self._emit(event)
         elif isinstance(event, SpeechResumed):
             self._drop_speculation()
@@ -235,8 +262,51 @@ class Listener:
                 log.debug("stt: the speculative transcript stands")
             else:
                 self._drop_speculation()
+            self._ends += 1
             self._emit(event)
             self._utterances.put_nowait((event, early, self._t_audio(event.audio)))
+
+    def _maybe_partial(self, t_now: float) -> None:
+        """Every ``partial_interval_s`` of speech, the words so far, when nothing else is being
+        transcribed (a turn's transcript, the speculative one, a barge-in check, the last
+        partial) and the assistant is not talking (its echo is the barge-in check's business)."""
+        start = self._speech_t_start
+        if (
+            self.partial_interval_s <= 0
+            or start is None
+            or not self.endpointer.in_speech
+            or self.endpointer.in_pause  # the end of speech may come: its transcript goes first
+            or self.endpointer.assistant_speaking
+            or t_now - start < self._next_partial_s
+            or self._stt_running
+            or self._speculation is not None
+            or not self._utterances.empty()
+            or (self._partial is not None and not self._partial.done())
+            or not self.stt_ready.done()
+        ):
+            return
+        self._next_partial_s = t_now - start + self.partial_interval_s
+        audio = self.endpointer.speech_so_far()
+        self._partial = asyncio.ensure_future(self._transcribe_partial(audio, self._utterance))
+
+    async def _transcribe_partial(self, audio: np.ndarray, utterance: int) -> None:
+        started = time.monotonic()
+        self._stt_running += 1
+        try:
+            transcript = await asyncio.to_thread(self.stt.transcribe_words, audio, self.language)
+        except Exception as exc:  # a partial is a courtesy: the turn's own transcript says more
+            log.debug("stt: a partial transcript failed: %s", exc)
+            return
+        finally:
+            self._stt_running -= 1
+            self.partial_busy_s += time.monotonic() - started
+        self.partials_made += 1
+        text = transcript.text.strip()
+        # Shown while it is news: the user has not begun another utterance, and this one's own
+        # transcript is not out yet (a partial may finish just after the end of speech).
+        pending = self.endpointer.in_speech or self._finals < self._ends
+        if text and utterance == self._utterance and pending:
+            self._emit(PartialTranscript(text))
 
     def _t_audio(self, audio: Any) -> float | None:
         """When the first sample of an event's ``audio`` was captured: it ends with the frame
@@ -303,7 +373,11 @@ class Listener:
             )
             return Heard(transcript, not_ours)
 
-        return await asyncio.to_thread(work)
+        self._stt_running += 1
+        try:
+            return await asyncio.to_thread(work)
+        finally:
+            self._stt_running -= 1
 
     async def _transcribe_monologue(self, pieces: list[tuple[SpeechEnded, float | None]]) -> Heard:
         """A turn that came in several pieces (a monologue cut at ``max_duration``): read as one,
@@ -327,48 +401,63 @@ class Listener:
             )
             return Heard(transcript, min(shares) if shares else None)
 
-        return await asyncio.to_thread(work)
+        self._stt_running += 1
+        try:
+            return await asyncio.to_thread(work)
+        finally:
+            self._stt_running -= 1
 
     async def _transcribe_in_order(self) -> None:
         monologue: list[tuple[SpeechEnded, float | None]] = []
         while (item := await self._utterances.get()) is not None:
             ended, early, t0 = item
-            if ended.truncated:  # more of the same turn follows
-                monologue.append((ended, t0))
-                continue
-            pieces, monologue = [*monologue, (ended, t0)], []
-            if len(pieces) > 1:
-                ended = SpeechEnded(ended.audio, pieces[0][0].t_start, ended.t_end)
-            started = time.monotonic()
             try:
-                if len(pieces) > 1:
-                    heard = await self._transcribe_monologue(pieces)
-                else:
-                    heard = await (early or self._transcribe(ended.audio, t0))
-            except PerslmVoiceError as exc:
-                self._reject(Rejection.FAILED, str(exc))
-                continue
-            except Exception as exc:  # a bug must not end listening: this utterance is lost
-                log.exception("stt: failed on an utterance")
-                self._reject(Rejection.FAILED, f"{type(exc).__name__}: {exc}")
-                continue
-            t_ready = time.monotonic()
-            transcript = heard.transcript
-            log.debug(
-                "stt: %.0f ms after end of speech (%.0f ms of work waited for): %r%s",
-                (t_ready - ended.t_end) * 1000,
-                (t_ready - started) * 1000,
-                transcript.text,
-                f" rejected: {transcript.rejected}" if transcript.rejected else "",
-            )
-            verdict = self._verdict(heard, ended.t_start)
-            if verdict is not None and verdict[0] is Rejection.ECHO:
-                self.echo_dropped += 1
-                log.info("echo: dropped a voice turn made of our own words: %r", transcript.text)
-            if verdict is not None:
-                self._reject(*verdict, transcript)
-                continue
-            self._emit(self._user_text(transcript, ended.t_end, t_ready))
+                if ended.truncated:  # more of the same turn follows
+                    monologue.append((ended, t0))
+                    continue
+                pieces, monologue = [*monologue, (ended, t0)], []
+                await self._transcribe_one(pieces, early)
+            finally:
+                self._finals += 1
+
+    async def _transcribe_one(
+        self, pieces: list[tuple[SpeechEnded, float | None]], early: asyncio.Future[Heard] | None
+    ) -> None:
+        """The transcript of one turn (one utterance, or a monologue's pieces), out as UserText
+        or UtteranceRejected."""
+        ended, t0 = pieces[-1]
+        if len(pieces) > 1:
+            ended = SpeechEnded(ended.audio, pieces[0][0].t_start, ended.t_end)
+        started = time.monotonic()
+        try:
+            if len(pieces) > 1:
+                heard = await self._transcribe_monologue(pieces)
+            else:
+                heard = await (early or self._transcribe(ended.audio, t0))
+        except PerslmVoiceError as exc:
+            self._reject(Rejection.FAILED, str(exc))
+            return
+        except Exception as exc:  # a bug must not end listening: this utterance is lost
+            log.exception("stt: failed on an utterance")
+            self._reject(Rejection.FAILED, f"{type(exc).__name__}: {exc}")
+            return
+        t_ready = time.monotonic()
+        transcript = heard.transcript
+        log.debug(
+            "stt: %.0f ms after end of speech (%.0f ms of work waited for): %r%s",
+            (t_ready - ended.t_end) * 1000,
+            (t_ready - started) * 1000,
+            transcript.text,
+            f" rejected: {transcript.rejected}" if transcript.rejected else "",
+        )
+        verdict = self._verdict(heard, ended.t_start)
+        if verdict is not None and verdict[0] is Rejection.ECHO:
+            self.echo_dropped += 1
+            log.info("echo: dropped a voice turn made of our own words: %r", transcript.text)
+        if verdict is not None:
+            self._reject(*verdict, transcript)
+            return
+        self._emit(self._user_text(transcript, ended.t_end, t_ready))
 
     def _reject(self, kind: Rejection, reason: str, transcript: Transcript | None = None) -> None:
         log.info("heard something, not taken as a turn: %s", reason)

@@ -73,6 +73,8 @@ class Session:
     over the reply is a barge-in and echo cancellation can run. ``input_ends_session``: the audio
     input is a recording, and its end ends the session (end of typed input then does not).
     ``max_queued_frames``: the bound of frames waiting to be heard (None keeps every frame).
+    ``partial_interval_s``: seconds of speech between partial transcripts (None: the
+    configured ``speech.partial_interval_s``; 0 or unset: none).
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class Session:
         realtime_input: bool = True,
         input_ends_session: bool = False,
         max_queued_frames: int | None = None,
+        partial_interval_s: float | None = None,
     ):
         self.config = config
         self.user_id = user_id
@@ -96,6 +99,9 @@ class Session:
         self._hearing = hearing
         self._player = player
         self._max_queued_frames = max_queued_frames
+        if partial_interval_s is None:
+            partial_interval_s = config.speech.partial_interval_s
+        self.partial_interval_s = partial_interval_s or 0.0
         self._models = models
         self.bus = EventBus()
         self.history = History()

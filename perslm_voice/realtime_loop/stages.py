@@ -71,6 +71,7 @@ def wire_stages(
         user_language=user_language,
         guard=stages.guard,
         max_queued_frames=max_queued_frames,
+        partial_interval_s=session.partial_interval_s,
     )
     if stages.speaker is not None and stages.guard is not None:
         stages.judge = BargeInJudge(
