@@ -594,12 +594,11 @@ def effective_items(loaded: Loaded) -> list[tuple[str, Any, str]]:
     """(dotted key, value, source) for every setting; secrets are masked (see shown_value)."""
     rows = []
     for path, value in _flatten(loaded.config.model_dump()).items():
-        rows.append((path, shown_value(path, value), loaded.source_of(path)))
         source = loaded.source_of(path)
         secret_map = next((m for m in SECRET_MAPS if path.startswith(m)), None)
         if secret_map is not None:
             path = secret_map + "********"  # the key is the token: show whose it is, not it
         elif value not in (None, {}) and is_secret(path):
             value = "********"
-        rows.append((path, value, source))
+        rows.append((path, shown_value(path, value), source))
     return rows

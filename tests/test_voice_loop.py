@@ -190,7 +190,7 @@ def listen_to_the_record(record: Path, question_s: float, onset_s: float) -> Non
     stt = create_stt(Config().speech)
     stt.load()
     heard = stt.transcribe(user[: int((question_s + 0.5) * rate)]).text.lower()
-    assert "knight" in heard and "dragon" in heard, heard
+    assert "dragon" in heard and "night" in heard, heard  # "knight" is often heard "night"
     said = voiced(assistant, rate)
     block_s = 0.05
     at = int(onset_s / block_s)
