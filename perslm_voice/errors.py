@@ -61,3 +61,11 @@ class LLMStreamBroken(LLMError):
     def __init__(self, message: str, partial: str = ""):
         super().__init__(message)
         self.partial = partial
+
+
+class LLMBadResponse(LLMError):
+    """The LLM server answered, but not in the OpenAI wire format (not JSON, not a stream)."""
+
+
+class LLMEmptyReply(LLMError):
+    """The model ended its reply without a word."""
