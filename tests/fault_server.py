@@ -28,10 +28,11 @@ MODEL = "tiny-model"
 # pieces, then a clean end of stream with no finish_reason and no [DONE]), endless (a word per
 # chunk, as fast as it goes, until the client hangs up: a server that ignores max_tokens), flood
 # (chunks of 10,000 characters until the client hangs up), html (200 with a web page), garbage
-# (200 with an event stream whose data is not JSON).
+# (200 with an event stream whose data is not JSON), whole (the reply as one JSON completion, as
+# a server that ignores stream=true sends it), json (200 with JSON that is no completion).
 MODES = {
     "ok", "500", "401", "403", "429", "stall", "die", "context", "slow", "cut",
-    "endless", "flood", "html", "garbage",
+    "endless", "flood", "html", "garbage", "whole", "json",
 }  # fmt: skip
 FLOOD_CHARS = 10_000
 PAGE = (
@@ -184,6 +185,12 @@ class _Handler(BaseHTTPRequestHandler):
         mode = owner.next_mode()
         if mode == "html":
             self._page()
+        elif mode == "json":
+            self._json(200, {"status": "ok", "hint": "this is a health check"})
+        elif mode == "whole":
+            message = {"role": "assistant", "content": REPLY}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            self._json(200, {"object": "chat.completion", "model": MODEL, "choices": [choice]})
         elif mode == "401":
             self._error(401, "Incorrect API key provided", "invalid_api_key")
         elif mode == "403":

@@ -156,6 +156,17 @@ def test_a_stream_of_garbage_is_reported_as_not_json(fault_server):
         ask(make(fault_server.url))
 
 
+def test_a_whole_json_reply_from_a_server_that_does_not_stream_is_used(fault_server):
+    fault_server.enqueue("whole")
+    assert "".join(ask(make(fault_server.url))) == REPLY
+
+
+def test_json_that_is_no_chat_completion_is_reported_as_such(fault_server):
+    fault_server.enqueue("json")
+    with pytest.raises(LLMBadResponse, match="answered with JSON that is not a chat completion"):
+        ask(make(fault_server.url))
+
+
 def test_a_model_list_that_is_a_web_page_is_reported_as_not_json():
     with FaultServer(models_page=True) as server:
         with pytest.raises(LLMBadResponse, match="answered with something that is not JSON"):

@@ -47,6 +47,7 @@ CONTEXT_ERROR = re.compile(r"context.?length|context window|too long|maximum con
 # is rarely more than 8 of them (SmolLM2's vocabulary: 4.1 on average in English replies).
 MAX_CHARS_PER_TOKEN = 8
 SNIPPET_CHARS = 120  # of a body that is not what it should be, shown to the user
+MAX_UNSTREAMED_BYTES = 1_000_000  # a whole reply sent as JSON by a server that does not stream
 
 
 class _Retry(Exception):
@@ -162,6 +163,27 @@ class OpenAILLM(LLM):
             f"the LLM server at {self.base_url} {what} is not JSON: {snippet!r};"
             " is llm.base_url an OpenAI-compatible API? it usually ends in /v1"
         )
+
+    def _unstreamed(self, response: Any) -> str:
+        """The text of a chat completion sent whole, as JSON, instead of as a stream."""
+        data = _head(response, MAX_UNSTREAMED_BYTES, snippet=False)
+        try:
+            body = json.loads(data)
+        except json.JSONDecodeError:
+            raise _NotJSON(_snippet(data)) from None
+        try:
+            text = body["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            error = body.get("error") if isinstance(body, dict) else None
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                raise LLMError(
+                    f"the LLM server at {self.base_url} failed: {_snippet(error['message'])}"
+                ) from None
+            raise LLMBadResponse(
+                f"the LLM server at {self.base_url} answered with JSON that is not a chat"
+                f" completion: {_snippet(data)!r}"
+            ) from None
+        return text[: self.config.max_tokens * MAX_CHARS_PER_TOKEN] if isinstance(text, str) else ""
 
     def _model_message(self) -> str:
         try:
@@ -313,6 +335,9 @@ class OpenAILLM(LLM):
             handle = _Handle(stream)
             watch.attach(stream.response)
             kind = stream.response.headers.get("content-type", "")
+            if "json" in kind:  # a server that ignored stream=true: its whole answer at once
+                handle.finish_reason = "stop"
+                return handle, iter(()), self._unstreamed(stream.response) or None
             if kind and "event-stream" not in kind:
                 # Not a stream at all (a web page, a proxy's error page): read what it says.
                 raise _NotJSON(_head(stream.response))
@@ -469,11 +494,12 @@ def _snippet(text: str) -> str:
     return line if len(line) <= SNIPPET_CHARS else line[:SNIPPET_CHARS] + "…"
 
 
-def _head(response: Any) -> str:
-    """The start of a streamed response's body (at most a few KB read: it may be endless)."""
+def _head(response: Any, limit: int = 4 * SNIPPET_CHARS, snippet: bool = True) -> str:
+    """The start of a streamed response's body, ``limit`` bytes at most (it may be endless)."""
     data = b""
     for block in response.iter_bytes():
         data += block
-        if len(data) >= 4 * SNIPPET_CHARS:
+        if len(data) >= limit:
             break
-    return _snippet(data.decode("utf-8", "replace"))
+    text = data[:limit].decode("utf-8", "replace")
+    return _snippet(text) if snippet else text
