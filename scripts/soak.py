@@ -176,22 +176,33 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=12, help="llm.max_tokens (short replies)")
     parser.add_argument("--limit-s", type=float, default=1500, help="give up after this long")
     parser.add_argument("--keep", type=Path, default=None, help="keep the files here")
+    parser.add_argument(
+        "--text-only", action="store_true", help="typed turns and text replies only (no audio)"
+    )
+    parser.add_argument("--every", type=int, default=50, help="also sample every N turns")
     opts = parser.parse_args()
+    if opts.text_only:
+        opts.voice = 0
 
     folder = opts.keep or Path(tempfile.mkdtemp(prefix="soak-"))
     folder.mkdir(parents=True, exist_ok=True)
     home = folder / "home"
     db = home / "data" / "perslm-voice.db"
     recording = folder / "questions.wav"
-    build_recording(recording, opts.voice, opts.barge_every, tail_s=opts.limit_s)
+    if not opts.text_only:
+        build_recording(recording, opts.voice, opts.barge_every, tail_s=opts.limit_s)
     env = {
         **os.environ,
         "PERSLM_VOICE_HOME": str(home),
         "SDL_AUDIODRIVER": "dummy",
         "PERSLM_VOICE_LLM__MAX_TOKENS": str(opts.max_tokens),
     }
-    args = ["--user", "soak", "--audio-input", str(recording), "--echo-room", "150:0.5"]
-    args += ["--audio-output", str(folder / "replies.wav"), "--log-file", str(folder / "soak.log")]
+    args = ["--user", "soak", "--log-file", str(folder / "soak.log")]
+    if opts.text_only:
+        args += ["--input-mode", "text", "--output-mode", "text"]
+    else:
+        args += ["--audio-input", str(recording), "--echo-room", "150:0.5"]
+        args += ["--audio-output", str(folder / "replies.wav")]
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "perslm_voice", *args],
@@ -221,6 +232,8 @@ def main() -> int:
             if typed >= WARM_TURNS and now.get("voice", 0) >= warm_voice and not samples:
                 samples.append(process_sample(proc.pid, db, total, started))
                 print(f"first sample after {total} turns, {samples[0].at_s:.0f} s", flush=True)
+            elif samples and total >= samples[-1].turns + opts.every:
+                samples.append(process_sample(proc.pid, db, total, started))
             if now != last_counts:
                 last_counts, last_change = now, time.monotonic()
             idle = time.monotonic() - last_change >= IDLE_END_S
@@ -248,6 +261,8 @@ def main() -> int:
     if len(samples) < 2:
         print("no end sample: the session did not get through its turns")
         return 1
+    print("turns: " + ", ".join(f"{s.turns}: {s.rss_mb:.0f} MB / {s.threads}" for s in samples))
+    print("(resident memory / threads at each sample)")
     first, last = samples[0], samples[-1]
     turns = max(1, last.turns - first.turns)
     rows = [
