@@ -89,3 +89,11 @@ class ToolUnreachable(ToolError):
 
 class ToolForbidden(ToolError):
     """The user's profile or the configuration forbids this tool."""
+
+
+class LLMBadResponse(LLMError):
+    """The LLM server answered, but not in the OpenAI wire format (not JSON, not a stream)."""
+
+
+class LLMEmptyReply(LLMError):
+    """The model ended its reply without a word."""

@@ -38,6 +38,19 @@ CONFIGS = {
     "strict VAD + transcript check": {"PERSLM_VOICE_AUDIO__ECHO_CANCELLATION": "none"},
     "strict VAD + check + WebRTC AEC": {"PERSLM_VOICE_AUDIO__ECHO_CANCELLATION": "webrtc"},
 }
+# name -> (module, install line) of an optional extra the configuration needs: without it the
+# configuration is skipped and the line says why, rather than measured without its protection.
+NEEDS = {"strict VAD + check + WebRTC AEC": ("livekit", "pip install livekit")}
+
+
+def missing_extra(name: str) -> str | None:
+    """Why configuration ``name`` cannot run here (its extra is not installed), or None."""
+    import importlib.util
+
+    module, install = NEEDS.get(name, (None, ""))
+    if module is None or importlib.util.find_spec(module) is not None:
+        return None
+    return f"needs {module}, which is not installed ({install})"
 
 
 def speech(text: str, out: Path) -> np.ndarray:
@@ -153,14 +166,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--room", default="150:0.5", help="DELAY_MS:GAIN[:NOISE_DB]")
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--config", action="append", help="only these configurations")
+    parser.add_argument(
+        "--config", action="append", choices=list(CONFIGS), help="only these configurations"
+    )
     opts = parser.parse_args()
+    chosen = {n: env for n, env in CONFIGS.items() if not opts.config or n in opts.config}
+    for name in list(chosen):
+        why = missing_extra(name)
+        if why:
+            print(f"{name}: skipped: {why}", flush=True)
+            del chosen[name]
+    if not chosen:
+        return
     folder = Path(tempfile.mkdtemp(prefix="bench-echo-"))
     recordings = build_recordings(folder)
     print(f"echo room {opts.room}; recordings in {folder}")
-    for name, env in CONFIGS.items():
-        if opts.config and name not in opts.config:
-            continue
+    for name, env in chosen.items():
         self_interrupted = phantom = barge_ok = barge_total = 0
         stops_ms: list[float] = []
         checks_ms: list[float] = []

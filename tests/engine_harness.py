@@ -48,8 +48,14 @@ class ScriptedLLM(LLM):
 
     name = "scripted"
 
-    def __init__(self, *replies: list[str] | BaseException, piece_delay_s: float = 0.0):
+    def __init__(
+        self,
+        *replies: list[str] | BaseException,
+        piece_delay_s: float = 0.0,
+        load_failures: list[BaseException] | None = None,
+    ):
         super().__init__(LLMConfig())
+        self.load_failures = list(load_failures or [])  # raised by the next loads, in turn
         self.replies: deque[list[str] | BaseException] = deque(replies)
         self.piece_delay_s = piece_delay_s
         self.prompts: list[list[Message]] = []
@@ -61,6 +67,10 @@ class ScriptedLLM(LLM):
 
     def enqueue(self, *replies: list[str] | BaseException) -> None:
         self.replies.extend(replies)
+
+    def load(self) -> None:
+        if self.load_failures:
+            raise self.load_failures.pop(0)
 
     def prefill(self, messages: list[Message]) -> None:
         self.prefills.append(messages)
@@ -169,9 +179,13 @@ class Harness:
             future.set_result(None)
             return future
 
+        llm_ready = ready()
+        if isinstance(self.llm, ScriptedLLM) and self.llm.load_failures:
+            llm_ready = loop.run_in_executor(None, self.llm.load)
+            await asyncio.gather(llm_ready, return_exceptions=True)
         models = Models(
             llm=self.llm,
-            llm_ready=ready(),
+            llm_ready=llm_ready,
             stt=self.stt,
             stt_ready=ready(),
             tts=self.tts,

@@ -8,11 +8,13 @@ from a queue (``enqueue``); with the queue empty it answers normally.
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -23,16 +25,38 @@ MODEL = "tiny-model"
 # Modes: ok, 500, 401, 403, 429 (Retry-After: 1), stall (headers, then nothing for stall_s),
 # die (two pieces, then the connection is cut), context (400 context_length_exceeded),
 # slow (a piece every 0.1 s for a long answer; notices when the client hangs up), cut (two
-# pieces, then a clean end of stream with no finish_reason and no [DONE]).
-MODES = {"ok", "500", "401", "403", "429", "stall", "die", "context", "slow", "cut"}
+# pieces, then a clean end of stream with no finish_reason and no [DONE]), endless (a word per
+# chunk, as fast as it goes, until the client hangs up: a server that ignores max_tokens), flood
+# (chunks of 10,000 characters until the client hangs up), html (200 with a web page), garbage
+# (200 with an event stream whose data is not JSON), whole (the reply as one JSON completion, as
+# a server that ignores stream=true sends it), json (200 with JSON that is no completion).
+MODES = {
+    "ok", "500", "401", "403", "429", "stall", "die", "context", "slow", "cut",
+    "endless", "flood", "html", "garbage", "whole", "json",
+}  # fmt: skip
+FLOOD_CHARS = 10_000
+PAGE = (
+    "<html><body><h1>Welcome to nginx!</h1>\n<p>If you see this page, the nginx web server is"
+    " successfully installed and working. Further configuration is required.</p>\n"
+    + "<p>For online documentation and support please refer to the manual.</p>\n" * 40
+    + "</body></html>"
+)
 
 
 class FaultServer:
     """The scripted server; ``url`` is its ``/v1`` base URL. Use as a context manager."""
 
-    def __init__(self, models: list[str] | None = None, stall_s: float = 3.0):
+    def __init__(
+        self,
+        models: list[str] | None = None,
+        stall_s: float = 3.0,
+        api_key: str | None = None,
+        models_page: bool = False,
+    ):
         self.models = models or [MODEL]
         self.stall_s = stall_s
+        self.api_key = api_key  # when set, a request without "Bearer <api_key>" gets a 401
+        self.models_page = models_page  # GET /v1/models answers 200 with a web page
         self.requests: list[dict[str, Any]] = []  # the JSON bodies of chat requests, in order
         self.headers: list[dict[str, str]] = []
         self.client_gone = threading.Event()  # set when a client hung up on a `slow` stream
@@ -121,8 +145,27 @@ class _Handler(BaseHTTPRequestHandler):
         body = {"error": {"message": message, "type": "invalid_request_error", "code": code}}
         self._json(status, body, headers)
 
+    def _page(self) -> None:
+        data = PAGE.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _key_refused(self) -> bool:
+        key = self.owner.api_key
+        if key is None or self.headers.get("Authorization") == f"Bearer {key}":
+            return False
+        self._error(401, "Incorrect API key provided", "invalid_api_key")
+        return True
+
     def do_GET(self) -> None:
-        if self.path.rstrip("/") == "/v1/models":
+        if self._key_refused():
+            return
+        if self.owner.models_page:
+            self._page()
+        elif self.path.rstrip("/") == "/v1/models":
             data = [{"id": m, "object": "model", "owned_by": "fault"} for m in self.owner.models]
             self._json(200, {"object": "list", "data": data})
         else:
@@ -137,8 +180,18 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.owner
         owner.requests.append(body)
         owner.headers.append({k.lower(): v for k, v in self.headers.items()})
+        if self._key_refused():
+            return
         mode = owner.next_mode()
-        if mode == "401":
+        if mode == "html":
+            self._page()
+        elif mode == "json":
+            self._json(200, {"status": "ok", "hint": "this is a health check"})
+        elif mode == "whole":
+            message = {"role": "assistant", "content": REPLY}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            self._json(200, {"object": "chat.completion", "model": MODEL, "choices": [choice]})
+        elif mode == "401":
             self._error(401, "Incorrect API key provided", "invalid_api_key")
         elif mode == "403":
             self._error(403, "This key may not use this model", "forbidden")
@@ -175,10 +228,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._start_stream()
         if mode == "stall":
             owner._stopping.wait(owner.stall_s)
-        pieces = REPLY_PIECES
+        pieces: Iterable[str] = REPLY_PIECES
         if mode == "slow":
             pieces = [f" word{i}" for i in range(300)]
+        elif mode == "endless":
+            pieces = (f" word{i}" for i in itertools.count())
+        elif mode == "flood":
+            pieces = itertools.repeat("la " * (FLOOD_CHARS // 3))
         try:
+            if mode == "garbage":
+                self._send(b"data: this is not json\n\n")
+                self._send(b"")
+                return
             for index, piece in enumerate(pieces):
                 if mode in ("die", "cut") and index == 2:
                     break

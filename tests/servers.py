@@ -35,15 +35,16 @@ class LlamaServer:
     process: subprocess.Popen[bytes]
 
 
-def start_llama_server(n_ctx: int = 512) -> LlamaServer:
-    """Start llama.cpp's server on a free loopback port and wait until GET /v1/models answers.
+def start_llama_server(n_ctx: int = 512, port: int | None = None) -> LlamaServer:
+    """Start llama.cpp's server on a free loopback port (or ``port``) and wait until GET
+    /v1/models answers.
 
     A small context window keeps prompts cheap on a small test machine.
     """
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
     from perslm_voice.llm.llama_cpp import embedded_model_path
 
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [
             sys.executable, "-m", "llama_cpp.server",

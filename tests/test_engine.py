@@ -377,3 +377,21 @@ def test_the_terminal_shows_control_sequences_from_a_reply_as_text():
     shown = out.getvalue()
     assert "\x1b" not in shown and "\x07" not in shown
     assert shown.count("[bold red]x[/]") == 3  # markup in text is shown as typed
+
+
+def test_a_server_down_at_the_start_is_asked_again_and_retry_reaches_it(tmp_path):
+    down = LLMUnreachable("cannot reach the LLM server at http://127.0.0.1:9/v1")
+    llm = ScriptedLLM(["Up now."], load_failures=[down, down])  # down at start, and at turn 1
+
+    async def scenario():
+        async with Harness(tmp_path, llm) as h:
+            h.type("hello", live=False)
+            await h.until(ReplyDone)
+            h.type("/retry", live=False)  # the server is up now
+            await h.until(ReplyDone, 2)
+            return h
+
+    h = run(scenario())
+    errors = [n.text for n in h.of(Notice) if n.level is Level.ERROR]
+    assert any("cannot reach" in e and e.endswith("Type /retry to ask again.") for e in errors)
+    assert [d.text for d in h.of(ReplyDone)] == ["", "Up now."]

@@ -99,7 +99,7 @@ def test_llm_flag_overrides():
     assert apply_llm_flag("Ollama") == {"llm.backend": "openai", "llm.preset": "ollama"}
     assert apply_llm_flag("embedded") == {"llm.backend": "llama_cpp"}
     assert apply_llm_flag("llama_cpp") == {"llm.backend": "llama_cpp"}
-    assert apply_llm_flag("openai") == {"llm.backend": "openai"}
+    assert apply_llm_flag("openai") == {"llm.backend": "openai", "llm.preset": "openai"}
 
 
 def test_unknown_llm_flag_lists_the_valid_names():

@@ -12,11 +12,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..config import LLMConfig
+from ..errors import LLMEmptyReply
 
 log = logging.getLogger(__name__)
 
 Role = Literal["system", "user", "assistant", "tool"]
-LOOP_REPEATS = 3  # the same sentence this many times in a row: the model is looping
+LOOP_REPEATS = 3  # the same sentences this many times in a row: the model is looping
+# The longest block of sentences that counts as one repeat (A B C A B C A B C): small models
+# also cycle through a few sentences, not only one; 6 back to back three times is no prose.
+LOOP_BLOCK_MAX = 6
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -111,19 +115,30 @@ _DONE = object()
 
 
 def is_looping(text: str) -> bool:
-    """True when ``text`` ends with the same complete sentence said ``LOOP_REPEATS`` times in a
-    row: a small model stuck ("I'm sorry. I'm sorry. I'm sorry. ..." up to llm.max_tokens, half
-    a minute of voice)."""
-    sentences = [s.strip().lower() for s in _SENTENCE_END.split(text.strip())][:-1]
-    last = sentences[-LOOP_REPEATS:]
-    return len(last) == LOOP_REPEATS and len(set(last)) == 1
+    """True when ``text`` ends with the same complete sentence, or the same block of up to
+    ``LOOP_BLOCK_MAX`` sentences, said ``LOOP_REPEATS`` times in a row: a small model stuck
+    ("I'm sorry. I'm sorry. I'm sorry. ..." up to llm.max_tokens, half a minute of voice).
+
+    Sentences compare without case or extra spaces. A phrase that comes back now and then with
+    other sentences between its returns is not a loop: only back-to-back repeats of a block are.
+    """
+    sentences = [" ".join(s.split()).lower() for s in _SENTENCE_END.split(text.strip())][:-1]
+    for size in range(1, LOOP_BLOCK_MAX + 1):
+        tail = sentences[-size * LOOP_REPEATS :]
+        if len(tail) < size * LOOP_REPEATS:
+            return False
+        if all(sentence == tail[i % size] for i, sentence in enumerate(tail)):
+            return True
+    return False
 
 
 async def stream_async(
     llm: LLM, messages: list[Message], cancel: threading.Event
 ) -> AsyncIterator[str]:
     """Run ``llm.stream`` in a thread and hand its pieces to the event loop as they come; a
-    reply that loops (``is_looping``) ends where its sentence begins for the fourth time.
+    reply that loops (``is_looping``) ends where its sentence (or block of sentences) begins for
+    the fourth time. A reply without a word raises LLMEmptyReply: the user gets a line to read
+    rather than silence (SmolLM2 ends at once when the question is 100 KB of one word).
 
     Leaving the ``async for`` early (or being cancelled) sets ``cancel`` so the thread stops.
     """
@@ -147,6 +162,10 @@ async def stream_async(
         while True:
             item = await queue.get()
             if item is _DONE:
+                if not text.strip() and not cancel.is_set():
+                    raise LLMEmptyReply(
+                        "the model ended its reply without a word; try saying it another way"
+                    )
                 break
             if isinstance(item, BaseException):
                 raise item

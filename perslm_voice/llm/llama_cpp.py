@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -21,6 +22,9 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Two user texts that differ from their first character: the tokens that both prompts share are
 # the part of the next prompt that is known before the user speaks.
 PROBES = ("A", "B")
+# Put inside a control token's text in a message ("<|im_end|>" -> "<\u200b|im_end|>"), so that
+# the tokenizer reads it as the characters it is: invisible, and no word of any language.
+ZERO_WIDTH_SPACE = "\u200b"
 
 
 def embedded_model_path() -> Path:
@@ -47,6 +51,8 @@ class LlamaCppLLM(LLM):
         self._load_lock = threading.Lock()
         self._generate_lock = threading.Lock()  # llama.cpp contexts are not thread-safe
         self._formatter: Any = None  # the GGUF's chat template, for prefill (None: it has none)
+        # Message texts come back every turn (the history): each is checked once.
+        self._as_text = functools.lru_cache(maxsize=512)(self._defuse)
         self.model_path = Path(config.model_path).expanduser() if config.model_path else None
 
     @property
@@ -110,7 +116,53 @@ class LlamaCppLLM(LLM):
             bos_token=text(bos) if bos != -1 else "",
         )
 
+    # -- message texts are text ------------------------------------------------------------------
+    #
+    # llama.cpp renders the chat template and tokenizes the whole prompt with special=True, so
+    # that the template's markers (<|im_start|>, <|im_end|>) become the control tokens they are;
+    # but then "<|im_end|>" typed by the user, or remembered from an earlier turn, is one too,
+    # and can close the user's turn and open a made-up assistant's. Tokenizing the template's
+    # parts with special=True and the messages with special=False would need the rendered
+    # prompt cut at the messages' edges: templates change messages (trim, strip) and some
+    # tokenizers (SentencePiece) read the start of each piece as the start of a word, so the
+    # tokens of ordinary text would change. Instead each message's text is made safe before the
+    # template sees it: where llama.cpp would read a control token in it, a zero-width space
+    # goes after the token text's first character. The tokenizer itself says which texts those
+    # are (a control token renders as nothing without special=True), so it holds for every
+    # GGUF, its template unchanged; ordinary text is left byte for byte as it was.
+
+    def _defuse(self, text: str) -> str:
+        """``text`` with every control-token text in it broken by a zero-width space."""
+        for _ in range(3):  # a text may hide a control token inside another: look again
+            data = text.encode("utf-8", "replace")
+            read = self._model.tokenize(data, add_bos=False, special=True)
+            if read == self._model.tokenize(data, add_bos=False, special=False):
+                return text
+            controls = {
+                self._model.detokenize([token], special=True).decode("utf-8", "replace")
+                for token in set(read)
+                if not self._model.detokenize([token], special=False)
+            }
+            found = [c for c in controls if c and c in text]
+            if not found:
+                return text
+            for control in found:
+                text = text.replace(control, control[0] + ZERO_WIDTH_SPACE + control[1:])
+            log.info("llm: a message holds control-token text %s; read as text", sorted(found))
+        return text
+
+    def chat_messages(self, messages: list[Message]) -> list[dict[str, str]]:
+        """``messages`` for llama.cpp's chat template, each text read as text (see above)."""
+        return [{"role": m.role, "content": self._as_text(m.content)} for m in messages]
+
+    def prompt_tokens(self, messages: list[Message]) -> list[int]:
+        """The tokens of the prompt llama.cpp's chat completion builds for ``messages`` (the
+        model must be loaded and have a chat template)."""
+        return self._prompt_tokens(self.chat_messages(messages))
+
     def _prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        # As llama_cpp.llama_chat_format renders and tokenizes it, so that the prefilled prefix
+        # is the one the next chat completion finds in the cache.
         rendered = self._formatter(messages=messages)
         return self._model.tokenize(
             rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
@@ -127,7 +179,7 @@ class LlamaCppLLM(LLM):
         if self._model is None or self._formatter is None:
             return
         started = time.monotonic()
-        known = [m.as_dict() for m in messages]
+        known = self.chat_messages(messages)
         first, second = (
             self._prompt_tokens([*known, {"role": "user", "content": p}]) for p in PROBES
         )
@@ -158,7 +210,7 @@ class LlamaCppLLM(LLM):
             pieces = 0
             try:
                 chunks = self._model.create_chat_completion(
-                    messages=[m.as_dict() for m in messages],
+                    messages=self.chat_messages(messages),
                     stream=True,
                     max_tokens=self.config.max_tokens,
                     temperature=self.config.temperature,

@@ -7,6 +7,8 @@ Every failure becomes one typed error whose message is the line the user reads.
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import os
 import re
@@ -21,6 +23,7 @@ from ..config import LLMConfig
 from ..errors import (
     BackendUnavailable,
     LLMAuthError,
+    LLMBadResponse,
     LLMError,
     LLMModelNotFound,
     LLMStreamBroken,
@@ -39,6 +42,12 @@ MAX_CONNECT_ATTEMPTS = 3  # a refused connection rarely heals within a second: s
 BACKOFF_FIRST_S = 0.25
 BACKOFF_MAX_S = 2.0
 CONTEXT_ERROR = re.compile(r"context.?length|context window|too long|maximum context", re.I)
+# A server that ignores max_tokens (or streams for ever) is cut off by us. Servers send one token
+# per chunk, so chunks count tokens; one that sends many per chunk is held by characters: a token
+# is rarely more than 8 of them (SmolLM2's vocabulary: 4.1 on average in English replies).
+MAX_CHARS_PER_TOKEN = 8
+SNIPPET_CHARS = 120  # of a body that is not what it should be, shown to the user
+MAX_UNSTREAMED_BYTES = 1_000_000  # a whole reply sent as JSON by a server that does not stream
 
 
 class _Retry(Exception):
@@ -124,6 +133,9 @@ class OpenAILLM(LLM):
                 f"the LLM server at {self.base_url} cannot list its models"
                 f" ({exc.status_code}); is the URL right? it usually ends in /v1"
             ) from None
+        except (json.JSONDecodeError, openai.APIResponseValidationError, AttributeError) as exc:
+            # A 200 whose body is not the model list: a web page, a proxy's login form.
+            raise self._not_json(_snippet(getattr(exc, "doc", "") or str(exc))) from None
 
     def close(self) -> None:
         with self._lock:
@@ -147,6 +159,33 @@ class OpenAILLM(LLM):
             " set llm.api_key_env to the name of the variable that holds it"
         )
 
+    def _not_json(self, snippet: str, what: str = "answered with something that") -> LLMBadResponse:
+        return LLMBadResponse(
+            f"the LLM server at {self.base_url} {what} is not JSON: {snippet!r};"
+            " is llm.base_url an OpenAI-compatible API? it usually ends in /v1"
+        )
+
+    def _unstreamed(self, response: Any) -> str:
+        """The text of a chat completion sent whole, as JSON, instead of as a stream."""
+        data = _head(response, MAX_UNSTREAMED_BYTES, snippet=False)
+        try:
+            body = json.loads(data)
+        except json.JSONDecodeError:
+            raise _NotJSON(_snippet(data)) from None
+        try:
+            text = body["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            error = body.get("error") if isinstance(body, dict) else None
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                raise LLMError(
+                    f"the LLM server at {self.base_url} failed: {_snippet(error['message'])}"
+                ) from None
+            raise LLMBadResponse(
+                f"the LLM server at {self.base_url} answered with JSON that is not a chat"
+                f" completion: {_snippet(data)!r}"
+            ) from None
+        return text[: self.config.max_tokens * MAX_CHARS_PER_TOKEN] if isinstance(text, str) else ""
+
     def _model_message(self) -> str:
         try:
             served = self.list_models()
@@ -168,15 +207,25 @@ class OpenAILLM(LLM):
             if first is None:
                 return
             watch.first_token = True
-            received.append(first)
-            yield first
-            for piece in pieces:
+            budget = ReplyBudget(self.config.max_tokens)
+            for piece in itertools.chain([first], pieces):
                 if cancel.is_set():
                     return
-                received.append(piece)
-                yield piece
+                kept = budget.take(piece)
+                if kept:
+                    received.append(kept)
+                    yield kept
+                if budget.spent:
+                    log.info(
+                        "llm: the reply from %s reached llm.max_tokens (%d); it ends here",
+                        self.base_url,
+                        self.config.max_tokens,
+                    )
+                    return
             if handle.finish_reason is None and not cancel.is_set():
                 raise self._broken(received, "the stream ended early")
+        except _NotJSON as exc:
+            raise self._not_json(exc.snippet, "sent a stream that") from None
         except LLMError:
             raise
         except Exception as exc:  # a read failing mid-answer: keep what came
@@ -300,14 +349,29 @@ class OpenAILLM(LLM):
             )
             handle = _Handle(stream)
             watch.attach(stream.response)
+            kind = stream.response.headers.get("content-type", "")
+            if "json" in kind:  # a server that ignored stream=true: its whole answer at once
+                handle.finish_reason = "stop"
+                return handle, iter(()), self._unstreamed(stream.response) or None
+            if kind and "event-stream" not in kind:
+                # Not a stream at all (a web page, a proxy's error page): read what it says.
+                raise _NotJSON(_head(stream.response))
             pieces = handle.pieces()
             for piece in pieces:
                 return handle, pieces, piece
-            if handle.finish_reason is None and not cancel.is_set():
+            if handle.finish_reason is None and not cancel.is_set() and handle.events == 0:
                 # An empty stream with no finish_reason: llama.cpp's server answers a prompt
                 # beyond its context window this way (200, then nothing), so treat it as one.
                 raise _ContextTooLong(silent=True)
+            if handle.finish_reason is None and not cancel.is_set():
+                raise LLMBadResponse(
+                    f"the LLM server at {self.base_url} sent a stream without a chat completion"
+                    " chunk; is llm.base_url an OpenAI-compatible API? it usually ends in /v1"
+                )
             return handle, pieces, None
+        except _NotJSON as exc:
+            handle.close()
+            raise self._not_json(exc.snippet) from None
         except Exception as exc:
             handle.close()
             if cancel.is_set():
@@ -344,23 +408,62 @@ class _ContextTooLong(Exception):
         self.silent = silent
 
 
+class _NotJSON(Exception):
+    """A 200 answer whose body (``snippet``) is not the JSON it should be."""
+
+    def __init__(self, snippet: str):
+        super().__init__(snippet)
+        self.snippet = snippet
+
+
+class ReplyBudget:
+    """Counts a streamed reply against llm.max_tokens: chunks as tokens, and characters for a
+    server that sends many tokens per chunk (or ignores max_tokens and never stops)."""
+
+    def __init__(self, max_tokens: int):
+        self.max_tokens = max_tokens
+        self.max_chars = max_tokens * MAX_CHARS_PER_TOKEN
+        self.pieces = 0
+        self.chars = 0
+
+    @property
+    def spent(self) -> bool:
+        return self.pieces >= self.max_tokens or self.chars >= self.max_chars
+
+    def take(self, piece: str) -> str:
+        """The part of ``piece`` within the budget ("" once it is spent), counted."""
+        if self.spent:
+            return ""
+        kept = piece[: self.max_chars - self.chars]
+        self.pieces += 1
+        self.chars += len(kept)
+        return kept
+
+
 class _Handle:
     """One open completion stream: its text pieces and how it ended."""
 
     def __init__(self, stream: Any):
         self.stream = stream
         self.finish_reason: str | None = None
+        self.events = 0  # server-sent events read, chunks or not
 
     def pieces(self) -> Iterator[str]:
-        for chunk in self.stream:
-            if not chunk.choices:
-                continue
-            choice = chunk.choices[0]
-            if choice.finish_reason:
-                self.finish_reason = choice.finish_reason
-            text = choice.delta.content if choice.delta else None
-            if text:
-                yield text
+        try:
+            for chunk in self.stream:
+                self.events += 1
+                choices = getattr(chunk, "choices", None)
+                if not isinstance(choices, list) or not choices:
+                    continue
+                choice = choices[0]
+                if getattr(choice, "finish_reason", None):
+                    self.finish_reason = choice.finish_reason
+                delta = getattr(choice, "delta", None)
+                text = getattr(delta, "content", None) if delta is not None else None
+                if isinstance(text, str) and text:
+                    yield text
+        except json.JSONDecodeError as exc:  # an event whose data is not JSON
+            raise _NotJSON(_snippet(exc.doc)) from None
 
     def close(self) -> None:
         if self.stream is not None:
@@ -398,3 +501,20 @@ def _retry_after_s(error: Any) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:  # an HTTP date: rare for APIs; fall back to our own backoff
         return None
+
+
+def _snippet(text: str) -> str:
+    """The start of a body, on one line, for an error message."""
+    line = " ".join(text.split())
+    return line if len(line) <= SNIPPET_CHARS else line[:SNIPPET_CHARS] + "…"
+
+
+def _head(response: Any, limit: int = 4 * SNIPPET_CHARS, snippet: bool = True) -> str:
+    """The start of a streamed response's body, ``limit`` bytes at most (it may be endless)."""
+    data = b""
+    for block in response.iter_bytes():
+        data += block
+        if len(data) >= limit:
+            break
+    text = data[:limit].decode("utf-8", "replace")
+    return _snippet(text) if snippet else text

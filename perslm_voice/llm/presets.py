@@ -54,14 +54,13 @@ def apply_llm_flag(value: str) -> dict[str, Any]:
     """Turn ``--llm VALUE`` into dotted config overrides; ConfigError lists the valid names.
 
     A preset name selects the openai backend with that preset; ``embedded``/``llama_cpp`` the
-    in-process model; ``openai`` alone the openai backend with the configured ``llm.base_url``
-    (api.openai.com when none is configured; see ``resolve``).
+    in-process model. ``openai`` is the OpenAI preset too: api.openai.com unless ``llm.base_url``
+    says otherwise, and always ``$OPENAI_API_KEY`` (a proxy or gateway in front of OpenAI wants
+    the key as much as OpenAI does).
     """
     name = value.strip().lower().replace("-", "_")
     if name in ("llama_cpp", "embedded"):
         return {"llm.backend": "llama_cpp"}
-    if name == "openai":
-        return {"llm.backend": "openai"}
     key = name.replace("_", "")
     if key in PRESETS:
         return {"llm.backend": "openai", "llm.preset": key}

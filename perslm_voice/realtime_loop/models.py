@@ -64,13 +64,7 @@ class Models:
         except PerslmVoiceError as exc:
             models.problems.append(Notice(f"No language model: {exc}", Level.ERROR))
         if models.llm is not None:
-            llm, started = models.llm, time.monotonic()
-
-            def load_llm() -> None:
-                llm.load()
-                log.info("llm: ready after %.2f s", time.monotonic() - started)
-
-            models.llm_ready = _loading(loop, load_llm)
+            models.load_llm_again()
         if hearing:
             from ..audio.vad import create_vad
             from ..stt import create_stt
@@ -91,6 +85,29 @@ class Models:
             except PerslmVoiceError as exc:
                 models.problems.append(Notice(f"{exc}; replies are text only."))
         return models
+
+    def load_llm_again(self) -> asyncio.Future[Any]:
+        """(Re)start loading the language model: a server that was down, or had no model to
+        name, is asked again (``/retry``, the next turn)."""
+        llm, started = self.llm, time.monotonic()
+        assert llm is not None
+
+        def load_llm() -> None:
+            llm.load()
+            log.info("llm: ready after %.2f s", time.monotonic() - started)
+
+        self.llm_ready = _loading(asyncio.get_running_loop(), load_llm)
+        return self.llm_ready
+
+    def llm_failed(self) -> bool:
+        """The language model's last load failed."""
+        ready = self.llm_ready
+        return (
+            ready is not None
+            and ready.done()
+            and not ready.cancelled()
+            and ready.exception() is not None
+        )
 
     def llm_is_ready(self) -> bool:
         """The language model has loaded (a failed load was said when it failed)."""

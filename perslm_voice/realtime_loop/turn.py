@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config, VoiceSettings
-from ..errors import LLMError, LLMStreamBroken, PerslmVoiceError, StoreError
+from ..errors import LLMEmptyReply, LLMError, LLMStreamBroken, PerslmVoiceError, StoreError
 from ..events import (
     Level,
     MemoryChanged,
@@ -250,7 +250,9 @@ class TurnRunner:
             raise
         except LLMError as exc:
             partial = exc.partial if isinstance(exc, LLMStreamBroken) else ""
-            self._last_failed = not partial
+            # Asking again helps after a server or a stream failed, also one cut mid-answer; not
+            # after an empty reply (the embedded model gives the same again).
+            self._last_failed = not isinstance(exc, LLMEmptyReply)
             if partial:
                 turn.reply = partial.strip()
                 turn.interrupted = True
@@ -370,6 +372,9 @@ class TurnRunner:
         models = session.models
         if models.llm is None or models.llm_ready is None:
             raise LLMError("no language model is available (see the message above)")
+        if models.llm_failed():
+            models.load_llm_again()  # a server that was down at the start may be up now
+        assert models.llm_ready is not None
         if not models.llm_ready.done():
             session.set_state(State.LOADING)
         try:
