@@ -7,7 +7,10 @@ The path of a voice turn, top to bottom::
       -> EchoGuard.clean              echo cancellation, when configured
       -> Endpointer.process           VAD: SpeechStarted, SpeechPaused, SpeechResumed, SpeechEnded
       -> SpeechPaused: STT starts     speculatively, inside the end-of-speech window
+         (and the Smart Turn model, on the same audio, when vad.turn_detection is smart_turn)
          -> EarlyText                 the early transcript: the session may draft its reply
+         -> turn_detector.decide      words/smart_turn: complete -> Endpointer.end_now(), the
+                                      utterance ends at once; wait -> up to vad.turn_max_wait_s
       -> SpeechEnded -> STT           (or the speculative result, when nobody spoke again)
          -> EchoGuard.turn_is_echo    our own voice is not a turn
          -> UserText | UtteranceRejected
@@ -22,12 +25,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ..audio.endpointer import Endpointer, SpeechPaused, SpeechResumed
+from ..audio.turn_detector import Detection, TurnDecision, decide
 from ..echo import EchoGuard
 from ..errors import PerslmVoiceError
 from ..events import (
@@ -72,6 +76,14 @@ class InputEnded:
 
 
 @dataclass(frozen=True)
+class TurnEnd:
+    """Why an utterance ended (a ``TurnDecision`` reason, or ``silence``) and when it was decided."""
+
+    reason: str
+    t_decided: float
+
+
+@dataclass(frozen=True)
 class Heard:
     """A transcript, and how much of the sound it was made from was not our voice (None when
     nothing we played could be in it, or the sound check is off)."""
@@ -102,6 +114,7 @@ class Listener:
         language: str | None,
         guard: EchoGuard | None = None,
         max_queued_frames: int | None = None,
+        turn_probability: Callable[[np.ndarray], float] | None = None,
     ):
         self.endpointer = endpointer
         self.stt = stt
@@ -112,9 +125,14 @@ class Listener:
         self.dropped_frames = 0
         self.echo_dropped = 0
         self._emit = emit
+        self.detection = Detection(endpointer.vad_config.turn_detection)
+        # P(complete) of the turn so far from its sound (the Smart Turn model), or None.
+        self.turn_probability = turn_probability
+        self._turn_end: TurnEnd | None = None  # set while end_now() ends an utterance
+        self._turn_task: asyncio.Task[None] | None = None
         self._frames: asyncio.Queue[AudioFrame | InputEnded] = asyncio.Queue()
         self._utterances: asyncio.Queue[
-            tuple[SpeechEnded, asyncio.Future[Heard] | None, float | None] | None
+            tuple[SpeechEnded, asyncio.Future[Heard] | None, float | None, TurnEnd | None] | None
         ] = asyncio.Queue()
         self._speculation: tuple[float, asyncio.Future[Heard]] | None = None
         self._recent: deque[AudioFrame] = deque(maxlen=round(RECENT_AUDIO_S / 0.032))
@@ -191,16 +209,19 @@ class Listener:
                 self._recent.append(item)
                 for event in self.endpointer.process(item):
                     self._handle(event)
-                if self.endpointer.in_speech:
-                    self._quiet.clear()
-                else:
-                    self._quiet.set()
+                self._update_quiet()
             self._quiet.set()
             self._utterances.put_nowait(None)
             await transcriber
         finally:
             transcriber.cancel()
         self._emit(InputEnded(reason))
+
+    def _update_quiet(self) -> None:
+        if self.endpointer.in_speech:
+            self._quiet.clear()
+        else:
+            self._quiet.set()
 
     def _handle(self, event: Any) -> None:
         if isinstance(event, SpeechStarted):
@@ -213,7 +234,15 @@ class Listener:
             task = asyncio.ensure_future(self._transcribe(event.audio, self._t_audio(event.audio)))
             speculation = (event.t_end, task)
             self._speculation = speculation
-            task.add_done_callback(lambda t: self._early_transcript(speculation, event.t_start))
+            probability = None
+            if self.endpointer.early_turns and self.turn_probability is not None:
+                # On the other core while Whisper transcribes the same pause.
+                probability = asyncio.ensure_future(
+                    asyncio.to_thread(self.turn_probability, event.audio)
+                )
+            task.add_done_callback(
+                lambda t: self._early_transcript(speculation, event.t_start, probability)
+            )
         elif isinstance(event, SpeechEnded):
             early = None
             if self._speculation is not None and self._speculation[0] == event.t_end:
@@ -222,8 +251,11 @@ class Listener:
                 log.debug("stt: the speculative transcript stands")
             else:
                 self._drop_speculation()
+            turn_end = self._turn_end
+            if turn_end is None and self.endpointer.early_turns:
+                turn_end = TurnEnd("silence", time.monotonic())
             self._emit(event)
-            self._utterances.put_nowait((event, early, self._t_audio(event.audio)))
+            self._utterances.put_nowait((event, early, self._t_audio(event.audio), turn_end))
 
     def _t_audio(self, audio: Any) -> float | None:
         """When the first sample of an event's ``audio`` was captured: it ends with the frame
@@ -239,7 +271,10 @@ class Listener:
         self._emit(EarlyDropped())
 
     def _early_transcript(
-        self, speculation: tuple[float, asyncio.Future[Heard]], t_start: float
+        self,
+        speculation: tuple[float, asyncio.Future[Heard]],
+        t_start: float,
+        probability: asyncio.Future[float] | None = None,
     ) -> None:
         """The speculative transcript is ready while the silence window is still open."""
         t_end, task = speculation
@@ -250,6 +285,42 @@ class Listener:
             text = self._user_text(heard.transcript, t_end, time.monotonic())
             self._emit(PartialTranscript(text.text, t_end))
             self._emit(EarlyText(text))
+            if self.endpointer.early_turns:
+                self._turn_task = asyncio.ensure_future(
+                    self._decide_turn(speculation, text.text, probability)
+                )
+
+    async def _decide_turn(
+        self,
+        speculation: tuple[float, asyncio.Future[Heard]],
+        text: str,
+        probability: asyncio.Future[float] | None,
+    ) -> None:
+        """End of turn from the words so far (and the model): complete ends the utterance now;
+        wait leaves it to the silence window (vad.turn_max_wait_s)."""
+        p = None
+        detection = self.detection
+        if probability is not None:
+            try:
+                p = await probability
+            except Exception as exc:  # the words still decide; the failure is said once a turn
+                log.warning("turn: the Smart Turn model failed (%s); the words decide", exc)
+                detection = Detection.WORDS
+        elif detection is Detection.SMART_TURN:
+            detection = Detection.WORDS  # no model loaded (the session said why)
+        if self._speculation is not speculation:
+            return  # the user went on meanwhile
+        decision: TurnDecision = decide(detection, text, p)
+        log.debug("turn: %s", decision.describe())
+        if not decision.complete:
+            return
+        self._turn_end = TurnEnd(decision.reason, time.monotonic())
+        try:
+            for event in self.endpointer.end_now():
+                self._handle(event)
+        finally:
+            self._turn_end = None
+        self._update_quiet()
 
     def _verdict(self, heard: Heard, t_start: float) -> tuple[Rejection, str] | None:
         """Why what was heard is not a turn (rejected, empty, our own echo), or None."""
@@ -290,7 +361,7 @@ class Listener:
 
     async def _transcribe_in_order(self) -> None:
         while (item := await self._utterances.get()) is not None:
-            ended, early, t0 = item
+            ended, early, t0, turn_end = item
             started = time.monotonic()
             try:
                 heard = await (early or self._transcribe(ended.audio, t0))
@@ -317,7 +388,10 @@ class Listener:
             if verdict is not None:
                 self._reject(*verdict)
                 continue
-            self._emit(self._user_text(transcript, ended.t_end, t_ready))
+            text = self._user_text(transcript, ended.t_end, t_ready)
+            if turn_end is not None:
+                text = replace(text, turn_end=turn_end.reason, t_turn_end=turn_end.t_decided)
+            self._emit(text)
 
     def _reject(self, kind: Rejection, reason: str) -> None:
         log.info("heard something, not taken as a turn: %s", reason)

@@ -5,8 +5,11 @@ it needs; nothing is patched on afterwards."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ..audio.endpointer import Endpointer
 from ..audio.player import Player
@@ -69,6 +72,7 @@ def wire_stages(
         language=config.speech.language,
         guard=stages.guard,
         max_queued_frames=max_queued_frames,
+        turn_probability=turn_model(session),
     )
     if stages.speaker is not None and stages.guard is not None:
         stages.judge = BargeInJudge(
@@ -79,6 +83,20 @@ def wire_stages(
             barge_in=session.barge_in,
         )
     return stages
+
+
+def turn_model(session: Session) -> Callable[[np.ndarray], float] | None:
+    """The Smart Turn model's probability when vad.turn_detection asks for it; a model that cannot
+    load is said, and the words alone decide."""
+    if session.config.vad.turn_detection != "smart_turn":
+        return None
+    from ..audio.smart_turn import SmartTurnModel
+
+    try:
+        return SmartTurnModel().probability
+    except PerslmVoiceError as exc:
+        session.notify(f"{exc}; until then the words so far decide when a turn ends.")
+        return None
 
 
 def describe(session: Session) -> dict[str, str]:
