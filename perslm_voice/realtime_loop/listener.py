@@ -51,6 +51,9 @@ from ..stt.base import STT
 log = logging.getLogger(__name__)
 
 RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
+# Smart Turn reads the last 8 s, earlier pieces of speech included: on bench_turns.py the model
+# hearing the stream cut 10 of 24 pauses inside turns, hearing only the piece since the last end 11.
+TURN_CONTEXT_S = 8.0
 BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
 ECHO = "echo of the assistant's own voice"
 
@@ -135,7 +138,8 @@ class Listener:
             tuple[SpeechEnded, asyncio.Future[Heard] | None, float | None, TurnEnd | None] | None
         ] = asyncio.Queue()
         self._speculation: tuple[float, asyncio.Future[Heard]] | None = None
-        self._recent: deque[AudioFrame] = deque(maxlen=round(RECENT_AUDIO_S / 0.032))
+        recent_s = TURN_CONTEXT_S if turn_probability is not None else RECENT_AUDIO_S
+        self._recent: deque[AudioFrame] = deque(maxlen=round(recent_s / 0.032))
         self._quiet = asyncio.Event()
         self._quiet.set()
 
@@ -237,9 +241,8 @@ class Listener:
             probability = None
             if self.endpointer.early_turns and self.turn_probability is not None:
                 # On the other core while Whisper transcribes the same pause.
-                probability = asyncio.ensure_future(
-                    asyncio.to_thread(self.turn_probability, event.audio)
-                )
+                heard = np.concatenate([f.samples for f in self._recent])
+                probability = asyncio.ensure_future(asyncio.to_thread(self.turn_probability, heard))
             task.add_done_callback(
                 lambda t: self._early_transcript(speculation, event.t_start, probability)
             )
