@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
 # Smart Turn reads the last 8 s, earlier pieces of speech included: on bench_turns.py the model
-# hearing the stream cut 10 of 24 pauses inside turns, hearing only the piece since the last end 11.
+# hearing the stream cut 11 of 25 turns, hearing only the piece since the last end 14.
 TURN_CONTEXT_S = 8.0
 BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
 ECHO = "echo of the assistant's own voice"
