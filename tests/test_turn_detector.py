@@ -3,6 +3,8 @@ endpointer ending an utterance early when told the turn is complete."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -243,3 +245,18 @@ def test_speech_after_the_pause_makes_end_now_stale(audio_dir):
     assert endpointer.end_now() == []
     assert endpointer.in_speech
     assert not any(isinstance(e, SpeechStarted | SpeechEnded) for e in events)
+
+
+def test_doctor_names_the_end_of_turn_and_checks_the_model(run_cli):
+    result = run_cli("doctor", "--json", env={"PERSLM_VOICE_VAD__TURN_DETECTION": "smart_turn"})
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["end of turn"]["status"] == "ok", checks["end of turn"]
+    assert "Smart Turn v3.2" in checks["end of turn"]["detail"]
+    result = run_cli("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["end of turn"] == {
+        "name": "end of turn",
+        "status": "ok",
+        "detail": "0.5 s of silence",
+        "fix": "",
+    }
