@@ -117,7 +117,7 @@ class Listener:
         language: str | None,
         guard: EchoGuard | None = None,
         max_queued_frames: int | None = None,
-        turn_probability: Callable[[np.ndarray], float] | None = None,
+        turn_model: asyncio.Future[Callable[[np.ndarray], float] | None] | None = None,
     ):
         self.endpointer = endpointer
         self.stt = stt
@@ -129,8 +129,8 @@ class Listener:
         self.echo_dropped = 0
         self._emit = emit
         self.detection = Detection(endpointer.vad_config.turn_detection)
-        # P(complete) of the turn so far from its sound (the Smart Turn model), or None.
-        self.turn_probability = turn_probability
+        # P(complete) of the turn so far from its sound (the Smart Turn model, loading), or None.
+        self.turn_model = turn_model
         self._turn_end: TurnEnd | None = None  # set while end_now() ends an utterance
         self._turn_task: asyncio.Task[None] | None = None
         self._frames: asyncio.Queue[AudioFrame | InputEnded] = asyncio.Queue()
@@ -138,7 +138,7 @@ class Listener:
             tuple[SpeechEnded, asyncio.Future[Heard] | None, float | None, TurnEnd | None] | None
         ] = asyncio.Queue()
         self._speculation: tuple[float, asyncio.Future[Heard]] | None = None
-        recent_s = TURN_CONTEXT_S if turn_probability is not None else RECENT_AUDIO_S
+        recent_s = TURN_CONTEXT_S if turn_model is not None else RECENT_AUDIO_S
         self._recent: deque[AudioFrame] = deque(maxlen=round(recent_s / 0.032))
         self._quiet = asyncio.Event()
         self._quiet.set()
@@ -239,10 +239,11 @@ class Listener:
             speculation = (event.t_end, task)
             self._speculation = speculation
             probability = None
-            if self.endpointer.early_turns and self.turn_probability is not None:
+            model = self._loaded_turn_model()
+            if self.endpointer.early_turns and model is not None:
                 # On the other core while Whisper transcribes the same pause.
                 heard = np.concatenate([f.samples for f in self._recent])
-                probability = asyncio.ensure_future(asyncio.to_thread(self.turn_probability, heard))
+                probability = asyncio.ensure_future(asyncio.to_thread(model, heard))
             task.add_done_callback(
                 lambda t: self._early_transcript(speculation, event.t_start, probability)
             )
@@ -259,6 +260,13 @@ class Listener:
                 turn_end = TurnEnd("silence", time.monotonic())
             self._emit(event)
             self._utterances.put_nowait((event, early, self._t_audio(event.audio), turn_end))
+
+    def _loaded_turn_model(self) -> Callable[[np.ndarray], float] | None:
+        """The Smart Turn model once it has loaded (until then, and without it, words decide)."""
+        future = self.turn_model
+        if future is None or not future.done() or future.cancelled() or future.exception():
+            return None
+        return future.result()
 
     def _t_audio(self, audio: Any) -> float | None:
         """When the first sample of an event's ``audio`` was captured: it ends with the frame
@@ -310,7 +318,8 @@ class Listener:
                 log.warning("turn: the Smart Turn model failed (%s); the words decide", exc)
                 detection = Detection.WORDS
         elif detection is Detection.SMART_TURN:
-            detection = Detection.WORDS  # no model loaded (the session said why)
+            log.debug("turn: the Smart Turn model is not loaded (yet); the words decide")
+            detection = Detection.WORDS
         if self._speculation is not speculation:
             return  # the user went on meanwhile
         decision: TurnDecision = decide(detection, text, p)

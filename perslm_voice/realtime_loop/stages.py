@@ -72,7 +72,7 @@ def wire_stages(
         language=config.speech.language,
         guard=stages.guard,
         max_queued_frames=max_queued_frames,
-        turn_probability=turn_model(session),
+        turn_model=load_turn_model(session),
     )
     if stages.speaker is not None and stages.guard is not None:
         stages.judge = BargeInJudge(
@@ -85,18 +85,25 @@ def wire_stages(
     return stages
 
 
-def turn_model(session: Session) -> Callable[[np.ndarray], float] | None:
-    """The Smart Turn model's probability when vad.turn_detection asks for it; a model that cannot
-    load is said, and the words alone decide."""
+def load_turn_model(
+    session: Session,
+) -> asyncio.Future[Callable[[np.ndarray], float] | None] | None:
+    """The Smart Turn model's probability when vad.turn_detection asks for it, loading in a thread
+    (about 0.5 s); a model that cannot load is said, and the words alone decide."""
     if session.config.vad.turn_detection != "smart_turn":
         return None
-    from ..audio.smart_turn import SmartTurnModel
 
-    try:
-        return SmartTurnModel().probability
-    except PerslmVoiceError as exc:
-        session.notify(f"{exc}; until then the words so far decide when a turn ends.")
-        return None
+    async def load() -> Callable[[np.ndarray], float] | None:
+        from ..audio.smart_turn import SmartTurnModel
+
+        try:
+            model = await asyncio.to_thread(SmartTurnModel)
+        except PerslmVoiceError as exc:
+            session.notify(f"{exc}; until then the words so far decide when a turn ends.")
+            return None
+        return model.probability
+
+    return asyncio.ensure_future(load())
 
 
 def describe(session: Session) -> dict[str, str]:
