@@ -5,6 +5,7 @@ detector, side by side, on real speech with natural pauses.
     .venv/bin/python scripts/bench_turns.py                     # every detector
     .venv/bin/python scripts/bench_turns.py --detector silence:0.5 --detector smart_turn
     .venv/bin/python scripts/bench_turns.py --max-wait 1.0 --pause 0.2
+    .venv/bin/python scripts/bench_turns.py --scene counts --detector words   # ~15 s
 
 Scenes (../shared/audio, real people):
   ami_trn08, ami_trn09   two 30 s AMI meeting excerpts (CC BY 4.0) with who-speaks-when labels
@@ -195,13 +196,21 @@ def piper_scene(seed: int = 7) -> Scene | None:
     return Scene("piper", np.concatenate(pieces), segments)
 
 
-def scenes(synthesized: bool = True) -> list[Scene]:
+SCENES = ("ami_trn08", "ami_trn09", "counts", "piper")
+
+
+def scenes(names: list[str]) -> list[Scene]:
     if not AUDIO.is_dir():
         raise SystemExit(f"the real recordings are not at {AUDIO}")
-    out = [Scene(n, load(f"{n}.wav"), rttm(n)) for n in ("ami_trn08", "ami_trn09")]
-    out.append(counts_scene())
-    piper = piper_scene() if synthesized else None
-    return out + ([piper] if piper is not None else [])
+    out: list[Scene] = []
+    for name in names:
+        if name.startswith("ami_"):
+            out.append(Scene(name, load(f"{name}.wav"), rttm(name)))
+        elif name == "counts":
+            out.append(counts_scene())
+        elif (piper := piper_scene()) is not None:
+            out.append(piper)
+    return out
 
 
 class Deciders:
@@ -338,11 +347,23 @@ def main() -> int:
     parser.add_argument(
         "--detector",
         action="append",
-        help="silence[:seconds], words, smart_turn (repeatable; default: all, silence at 0.5 and 1.0)",
+        help="silence[:seconds], words, smart_turn[:stream] (repeatable; default: all of them,"
+        " silence at 0.5 and 1.0 s)",
     )
     parser.add_argument("--pause", type=float, default=0.2, help="vad.turn_pause_s")
     parser.add_argument("--max-wait", type=float, default=1.5, help="vad.turn_max_wait_s")
+    parser.add_argument(
+        "--scene", action="append", choices=SCENES, help="repeatable; default: all of them"
+    )
     args = parser.parse_args()
+    for spec in args.detector or []:
+        detection, _, value = spec.partition(":")
+        if detection not in ("silence", "words", "smart_turn") or (
+            value and value != "stream" and detection != "silence"
+        ):
+            parser.error(
+                f"unknown detector {spec!r}: use silence[:seconds], words, smart_turn[:stream]"
+            )
     specs = args.detector or [
         "silence:0.5",
         "silence:1.0",
@@ -350,7 +371,7 @@ def main() -> int:
         "smart_turn",
         "smart_turn:stream",
     ]
-    all_scenes = scenes()
+    all_scenes = scenes(args.scene or list(SCENES))
     deciders = Deciders()
     rows = []
     for spec in specs:
