@@ -244,6 +244,9 @@ class Listener:
                 # On the other core while Whisper transcribes the same pause.
                 heard = np.concatenate([f.samples for f in self._recent])
                 probability = asyncio.ensure_future(asyncio.to_thread(model, heard))
+                # Read its error even when no decision is made (the user went on): _decide_turn
+                # says it when one is.
+                probability.add_done_callback(lambda f: f.cancelled() or f.exception())
             task.add_done_callback(
                 lambda t: self._early_transcript(speculation, event.t_start, probability)
             )
