@@ -117,6 +117,21 @@ class VADConfig(Section):
     speaking_min_speech_duration: float = Field(
         0.4, ge=0.0, le=5.0, description="seconds of speech that count as barge-in"
     )
+    turn_detection: Literal["silence", "words", "smart_turn"] = Field(
+        "silence",
+        description="what ends a turn: silence (speech.audio.silence_duration of it), words (after"
+        " turn_pause_s, unless the words so far stop on 'and', 'the', a comma...), smart_turn (the"
+        " same, and the Smart Turn model must hear a finished turn)",
+    )
+    turn_pause_s: float = Field(
+        0.2, ge=0.05, le=2.0, description="words/smart_turn: seconds of silence before deciding"
+    )
+    turn_max_wait_s: float = Field(
+        1.5,
+        ge=0.1,
+        le=10.0,
+        description="words/smart_turn: seconds of silence that end a turn judged unfinished",
+    )
 
 
 class AudioConfig(Section):

@@ -244,6 +244,30 @@ def check_vad(config: Config) -> Check:
     return Check("voice detection", "ok", f"Silero v6 ({onnx.name})")
 
 
+@register_check
+def check_turn_detection(config: Config) -> Check:
+    """What ends a turn (vad.turn_detection), and the Smart Turn model when it is chosen."""
+    vad = config.vad
+    if vad.turn_detection == "silence":
+        silence_s = config.speech.audio.silence_duration
+        return Check("end of turn", "ok", f"{silence_s:g} s of silence")
+    wait = f"after {vad.turn_pause_s:g} s, at most {vad.turn_max_wait_s:g} s"
+    if vad.turn_detection == "words":
+        return Check("end of turn", "ok", f"the words so far, {wait}")
+    from .audio.smart_turn import MODEL_FILE, check_model, model_path
+
+    try:
+        check_model(model_path())
+    except PerslmVoiceError as exc:
+        return Check(
+            "end of turn",
+            "fail",
+            str(exc).split(";")[0],
+            "pip install --force-reinstall perslm-voice, or vad.turn_detection: words",
+        )
+    return Check("end of turn", "ok", f"Smart Turn v3.2 ({MODEL_FILE}) and the words, {wait}")
+
+
 def _espeak() -> str | None:
     return ctypes.util.find_library("espeak-ng") or ctypes.util.find_library("espeak")
 

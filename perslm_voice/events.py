@@ -68,6 +68,8 @@ class UserText:
     t_speech_end: float | None = None
     t_transcript: float | None = None
     language: str | None = None
+    turn_end: str | None = None  # why the utterance ended (vad.turn_detection other than silence)
+    t_turn_end: float | None = None  # when that was decided
 
 
 @dataclass(frozen=True)

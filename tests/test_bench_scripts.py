@@ -77,3 +77,49 @@ def test_bench_echo_skips_a_configuration_whose_extra_is_missing() -> None:
         f"{name}: skipped: needs livekit, which is not installed (pip install livekit)"
     )
     assert "session failed" not in proc.stdout + proc.stderr
+
+
+def test_bench_turns_on_the_real_counts() -> None:
+    """Real counts with 0.7-0.9 s pauses inside each turn: the table has a row per detector, and
+    a 1 s timer cuts fewer of those turns than a 0.5 s one (the pauses sit between the two)."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_turns.py"),
+            "--scene",
+            "counts",
+            "--detector",
+            "silence:0.5",
+            "--detector",
+            "silence:1.0",
+            "--detector",
+            "words",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+        for line in proc.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| detector")
+    }
+    assert set(rows) == {"silence:0.5", "silence:1.0", "words"}, proc.stdout
+    cut = {name: int(cells[0].split("/")[0]) for name, cells in rows.items()}
+    inside = {int(cells[0].split("/")[1]) for cells in rows.values()}
+    assert len(inside) == 1 and inside.pop() >= 4  # the same pauses, judged by each detector
+    assert cut["silence:1.0"] < cut["silence:0.5"]
+
+
+def test_bench_turns_names_a_bad_detector() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_turns.py"), "--detector", "smrt_turn"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "unknown detector 'smrt_turn'" in proc.stderr

@@ -12,6 +12,11 @@ utterance, a ``SpeechPaused`` carries the audio so far; the loop may start trans
 the ``SpeechEnded`` that follows has the same ``t_end`` (nobody spoke again), that early transcript is
 the right one; otherwise discard it. A ``SpeechResumed`` says so as soon as the user speaks again.
 
+End of turn (``vad.turn_detection`` other than ``silence``): the ``SpeechPaused`` comes after
+``vad.turn_pause_s`` of silence (whatever ``speculative_stt`` says: the decision needs the words),
+the silence window becomes ``vad.turn_max_wait_s``, and whoever decides that the turn is complete
+calls ``end_now()``, which ends the utterance then, with the ``t_end`` of that pause.
+
 Times: a frame's ``t_capture`` is when its last sample was captured; ``t_start`` is the start of the first
 voiced frame and ``t_end`` the end of the last voiced frame (both ``time.monotonic()`` seconds).
 """
@@ -64,6 +69,9 @@ class Endpointer:
         self.assistant_speaking = False
         self._pre_roll: deque[np.ndarray] = deque(maxlen=max(1, _frames(audio.pre_roll)))
         self.dropped_short = 0  # candidates shorter than the minimum speech duration
+        # Words or a turn model decide after a short pause; silence alone only ends what they
+        # judged unfinished.
+        self.early_turns = vad_config.turn_detection != "silence"
         self._reset_utterance()
 
     # -- settings that depend on whether the assistant is talking -------------------------------
@@ -79,6 +87,22 @@ class Endpointer:
         if self.assistant_speaking:
             return max(self.audio.min_speech_duration, self.vad_config.speaking_min_speech_duration)
         return self.audio.min_speech_duration
+
+    @property
+    def silence_window_s(self) -> float:
+        """Seconds of silence after which an utterance ends without being asked."""
+        if self.early_turns:
+            return max(self.vad_config.turn_max_wait_s, self.vad_config.turn_pause_s)
+        return self.audio.silence_duration
+
+    @property
+    def pause_s(self) -> float | None:
+        """Seconds of silence after which ``SpeechPaused`` comes (None: never)."""
+        if self.early_turns:
+            return self.vad_config.turn_pause_s
+        if self.audio.speculative_stt <= 0:
+            return None
+        return self.audio.speculative_stt * self.audio.silence_duration
 
     @property
     def in_speech(self) -> bool:
@@ -145,20 +169,28 @@ class Endpointer:
             self._confirmed = True
             events.append(SpeechStarted(self._t_start))
         silence_s = self._silence * FRAME_S
-        if silence_s >= self.audio.silence_duration - 1e-9:
+        if silence_s >= self.silence_window_s - 1e-9:
             events.extend(self._end())
             return events
+        pause_s = self.pause_s
         if (
             self._confirmed
             and not self._paused_sent
-            and self.audio.speculative_stt > 0
-            and silence_s >= self.audio.speculative_stt * self.audio.silence_duration - 1e-9
+            and pause_s is not None
+            and silence_s >= pause_s - 1e-9
         ):
             self._paused_sent = True
             events.append(SpeechPaused(self._audio(), self._t_piece_start, self._t_last_voice))
         if self._confirmed and len(self._frames) * FRAME_S >= self.audio.max_duration:
             events.extend(self._cut(frame.t_capture))
         return events
+
+    def end_now(self) -> list[Event]:
+        """The turn was judged complete inside its pause: end the utterance now. Nothing happens
+        when the user has spoken again since the ``SpeechPaused`` (the judgement is stale)."""
+        if not (self._confirmed and self._paused_sent):
+            return []
+        return self._end()
 
     def _audio(self) -> np.ndarray:
         return np.concatenate(self._frames) if self._frames else np.zeros(0, np.int16)

@@ -9,7 +9,10 @@ The path of a voice turn, top to bottom::
       -> while speech goes on         every partial_interval_s, when no other transcription runs,
                                       the words so far: PartialTranscript (not while we talk)
       -> SpeechPaused: STT starts     speculatively, inside the end-of-speech window
+         (and the Smart Turn model, on the same audio, when vad.turn_detection is smart_turn)
          -> EarlyText                 the early transcript: the session may draft its reply
+         -> turn_detector.decide      words/smart_turn: complete -> Endpointer.end_now(), the
+                                      utterance ends at once; wait -> up to vad.turn_max_wait_s
       -> SpeechEnded -> STT           (or the speculative result, when nobody spoke again)
          -> EchoGuard.turn_is_echo    our own voice is not a turn
          -> UserText | UtteranceRejected
@@ -24,12 +27,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ..audio.endpointer import Endpointer, SpeechPaused, SpeechResumed
+from ..audio.turn_detector import Detection, TurnDecision, decide
 from ..echo import EchoGuard
 from ..errors import PerslmVoiceError
 from ..events import (
@@ -50,6 +54,9 @@ from ..stt.notice import rejection_notice
 log = logging.getLogger(__name__)
 
 RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
+# Smart Turn reads the last 8 s, earlier pieces of speech included: on bench_turns.py the model
+# hearing the stream cut 11 of 25 turns, hearing only the piece since the last end 14.
+TURN_CONTEXT_S = 8.0
 BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
 ECHO = "echo of the assistant's own voice"
 FIRST_PARTIAL_S = 0.3  # speech (from its first voiced frame) before the first partial transcript
@@ -73,6 +80,14 @@ class InputEnded:
     """The audio input ended: ``reason`` None at the end of a recording, else why (device lost)."""
 
     reason: str | None
+
+
+@dataclass(frozen=True)
+class TurnEnd:
+    """Why an utterance ended (a ``TurnDecision`` reason, or ``silence``) and when it was decided."""
+
+    reason: str
+    t_decided: float
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,7 @@ class Listener:
         guard: EchoGuard | None = None,
         max_queued_frames: int | None = None,
         partial_interval_s: float = 0.0,
+        turn_model: asyncio.Future[Callable[[np.ndarray], float] | None] | None = None,
     ):
         self.endpointer = endpointer
         self.stt = stt
@@ -126,12 +142,18 @@ class Listener:
         self.dropped_frames = 0
         self.echo_dropped = 0
         self._emit = emit
+        self.detection = Detection(endpointer.vad_config.turn_detection)
+        # P(complete) of the turn so far from its sound (the Smart Turn model, loading), or None.
+        self.turn_model = turn_model
+        self._turn_end: TurnEnd | None = None  # set while end_now() ends an utterance
+        self._turn_task: asyncio.Task[None] | None = None
         self._frames: asyncio.Queue[AudioFrame | InputEnded] = asyncio.Queue()
         self._utterances: asyncio.Queue[
-            tuple[SpeechEnded, asyncio.Future[Heard] | None, float | None] | None
+            tuple[SpeechEnded, asyncio.Future[Heard] | None, float | None, TurnEnd | None] | None
         ] = asyncio.Queue()
         self._speculation: tuple[float, asyncio.Future[Heard]] | None = None
-        self._recent: deque[AudioFrame] = deque(maxlen=round(RECENT_AUDIO_S / 0.032))
+        recent_s = TURN_CONTEXT_S if turn_model is not None else RECENT_AUDIO_S
+        self._recent: deque[AudioFrame] = deque(maxlen=round(recent_s / 0.032))
         self._quiet = asyncio.Event()
         self._quiet.set()
         self._monologue = False  # the last utterance was cut at max_duration: more will follow
@@ -223,10 +245,7 @@ class Listener:
                 for event in self.endpointer.process(item):
                     self._handle(event)
                 self._maybe_partial(item.t_capture)
-                if self.endpointer.in_speech:
-                    self._quiet.clear()
-                else:
-                    self._quiet.set()
+                self._update_quiet()
             self._quiet.set()
             self._utterances.put_nowait(None)
             await transcriber
@@ -235,6 +254,12 @@ class Listener:
             if self._partial is not None:
                 self._partial.cancel()
         self._emit(InputEnded(reason))
+
+    def _update_quiet(self) -> None:
+        if self.endpointer.in_speech:
+            self._quiet.clear()
+        else:
+            self._quiet.set()
 
     def _handle(self, event: Any) -> None:
         if isinstance(event, SpeechStarted):
@@ -252,7 +277,18 @@ class Listener:
             task = asyncio.ensure_future(self._transcribe(event.audio, self._t_audio(event.audio)))
             speculation = (event.t_end, task)
             self._speculation = speculation
-            task.add_done_callback(lambda t: self._early_transcript(speculation, event.t_start))
+            probability = None
+            model = self._loaded_turn_model()
+            if self.endpointer.early_turns and model is not None:
+                # On the other core while Whisper transcribes the same pause.
+                heard = np.concatenate([f.samples for f in self._recent])
+                probability = asyncio.ensure_future(asyncio.to_thread(model, heard))
+                # Read its error even when no decision is made (the user went on): _decide_turn
+                # says it when one is.
+                probability.add_done_callback(lambda f: f.cancelled() or f.exception())
+            task.add_done_callback(
+                lambda t: self._early_transcript(speculation, event.t_start, probability)
+            )
         elif isinstance(event, SpeechEnded):
             self._monologue = event.truncated  # a cut monologue: the turn goes on
             early = None
@@ -263,8 +299,18 @@ class Listener:
             else:
                 self._drop_speculation()
             self._ends += 1
+            turn_end = self._turn_end
+            if turn_end is None and self.endpointer.early_turns:
+                turn_end = TurnEnd("silence", time.monotonic())
             self._emit(event)
-            self._utterances.put_nowait((event, early, self._t_audio(event.audio)))
+            self._utterances.put_nowait((event, early, self._t_audio(event.audio), turn_end))
+
+    def _loaded_turn_model(self) -> Callable[[np.ndarray], float] | None:
+        """The Smart Turn model once it has loaded (until then, and without it, words decide)."""
+        future = self.turn_model
+        if future is None or not future.done() or future.cancelled() or future.exception():
+            return None
+        return future.result()
 
     def _maybe_partial(self, t_now: float) -> None:
         """Every ``partial_interval_s`` of speech, the words so far, when nothing else is being
@@ -322,7 +368,10 @@ class Listener:
         self._emit(EarlyDropped())
 
     def _early_transcript(
-        self, speculation: tuple[float, asyncio.Future[Heard]], t_start: float
+        self,
+        speculation: tuple[float, asyncio.Future[Heard]],
+        t_start: float,
+        probability: asyncio.Future[float] | None = None,
     ) -> None:
         """The speculative transcript is ready while the silence window is still open."""
         t_end, task = speculation
@@ -333,6 +382,43 @@ class Listener:
             text = self._user_text(heard.transcript, t_end, time.monotonic())
             self._emit(PartialTranscript(text.text, t_end))
             self._emit(EarlyText(text))
+            if self.endpointer.early_turns:
+                self._turn_task = asyncio.ensure_future(
+                    self._decide_turn(speculation, text.text, probability)
+                )
+
+    async def _decide_turn(
+        self,
+        speculation: tuple[float, asyncio.Future[Heard]],
+        text: str,
+        probability: asyncio.Future[float] | None,
+    ) -> None:
+        """End of turn from the words so far (and the model): complete ends the utterance now;
+        wait leaves it to the silence window (vad.turn_max_wait_s)."""
+        p = None
+        detection = self.detection
+        if probability is not None:
+            try:
+                p = await probability
+            except Exception as exc:  # the words still decide; the failure is said once a turn
+                log.warning("turn: the Smart Turn model failed (%s); the words decide", exc)
+                detection = Detection.WORDS
+        elif detection is Detection.SMART_TURN:
+            log.debug("turn: the Smart Turn model is not loaded (yet); the words decide")
+            detection = Detection.WORDS
+        if self._speculation is not speculation:
+            return  # the user went on meanwhile
+        decision: TurnDecision = decide(detection, text, p)
+        log.debug("turn: %s", decision.describe())
+        if not decision.complete:
+            return
+        self._turn_end = TurnEnd(decision.reason, time.monotonic())
+        try:
+            for event in self.endpointer.end_now():
+                self._handle(event)
+        finally:
+            self._turn_end = None
+        self._update_quiet()
 
     def _verdict(self, heard: Heard, t_start: float) -> tuple[Rejection, str] | None:
         """Why what was heard is not a turn (rejected, empty, our own echo), or None."""
@@ -410,18 +496,21 @@ class Listener:
     async def _transcribe_in_order(self) -> None:
         monologue: list[tuple[SpeechEnded, float | None]] = []
         while (item := await self._utterances.get()) is not None:
-            ended, early, t0 = item
+            ended, early, t0, turn_end = item
             try:
                 if ended.truncated:  # more of the same turn follows
                     monologue.append((ended, t0))
                     continue
                 pieces, monologue = [*monologue, (ended, t0)], []
-                await self._transcribe_one(pieces, early)
+                await self._transcribe_one(pieces, early, turn_end)
             finally:
                 self._finals += 1
 
     async def _transcribe_one(
-        self, pieces: list[tuple[SpeechEnded, float | None]], early: asyncio.Future[Heard] | None
+        self,
+        pieces: list[tuple[SpeechEnded, float | None]],
+        early: asyncio.Future[Heard] | None,
+        turn_end: TurnEnd | None = None,
     ) -> None:
         """The transcript of one turn (one utterance, or a monologue's pieces), out as UserText
         or UtteranceRejected."""
@@ -457,7 +546,10 @@ class Listener:
         if verdict is not None:
             self._reject(*verdict, transcript)
             return
-        self._emit(self._user_text(transcript, ended.t_end, t_ready))
+        text = self._user_text(transcript, ended.t_end, t_ready)
+        if turn_end is not None:
+            text = replace(text, turn_end=turn_end.reason, t_turn_end=turn_end.t_decided)
+        self._emit(text)
 
     def _reject(self, kind: Rejection, reason: str, transcript: Transcript | None = None) -> None:
         log.info("heard something, not taken as a turn: %s", reason)

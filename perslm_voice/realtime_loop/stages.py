@@ -5,8 +5,11 @@ it needs; nothing is patched on afterwards."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ..audio.endpointer import Endpointer
 from ..audio.player import Player
@@ -72,6 +75,7 @@ def wire_stages(
         guard=stages.guard,
         max_queued_frames=max_queued_frames,
         partial_interval_s=session.partial_interval_s,
+        turn_model=load_turn_model(session),
     )
     if stages.speaker is not None and stages.guard is not None:
         stages.judge = BargeInJudge(
@@ -82,6 +86,27 @@ def wire_stages(
             barge_in=session.barge_in,
         )
     return stages
+
+
+def load_turn_model(
+    session: Session,
+) -> asyncio.Future[Callable[[np.ndarray], float] | None] | None:
+    """The Smart Turn model's probability when vad.turn_detection asks for it, loading in a thread
+    (about 0.5 s); a model that cannot load is said, and the words alone decide."""
+    if session.config.vad.turn_detection != "smart_turn":
+        return None
+
+    async def load() -> Callable[[np.ndarray], float] | None:
+        from ..audio.smart_turn import SmartTurnModel
+
+        try:
+            model = await asyncio.to_thread(SmartTurnModel)
+        except PerslmVoiceError as exc:
+            session.notify(f"{exc}; until then the words so far decide when a turn ends.")
+            return None
+        return model.probability
+
+    return asyncio.ensure_future(load())
 
 
 def describe(session: Session) -> dict[str, str]:

@@ -206,6 +206,9 @@ class TurnRunner:
         if text.source is Source.VOICE:
             turn.marks["speech_end"] = text.t_speech_end or time.monotonic()
             turn.marks["transcript_ready"] = text.t_transcript or time.monotonic()
+            if text.turn_end and text.t_turn_end is not None:
+                # The mark's name carries the reason: turn_end_smart_turn, turn_end_silence...
+                turn.marks[f"turn_end_{text.turn_end}"] = text.t_turn_end
         else:
             turn.marks["typed"] = text.t_transcript or time.monotonic()
         self.current = self.last = turn
