@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_WAIT_S = 1.0  # an interrupted reply gets this long to put its turn away at the end
+SHUTDOWN_WAIT_S = 3.0  # an interrupted reply puts its turn away at the end (> STOP_WAIT_S)
 
 
 @dataclass
