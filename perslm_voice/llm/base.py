@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -142,41 +143,18 @@ async def stream_async(
 
     Leaving the ``async for`` early (or being cancelled) sets ``cancel`` so the thread stops.
     """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-
-    def produce() -> None:
-        try:
-            for piece in llm.stream(messages, cancel):
-                loop.call_soon_threadsafe(queue.put_nowait, piece)
-                if cancel.is_set():
-                    break
-        except BaseException as exc:  # handed to the consumer, raised there
-            loop.call_soon_threadsafe(queue.put_nowait, exc)
-        finally:
-            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
-
-    loop.run_in_executor(None, produce)
     text = ""
-    try:
-        while True:
-            item = await queue.get()
-            if item is _DONE:
-                if not text.strip() and not cancel.is_set():
-                    raise LLMEmptyReply(
-                        "the model ended its reply without a word; try saying it another way"
-                    )
-                break
-            if isinstance(item, BaseException):
-                raise item
-            text += item
+    async with contextlib.aclosing(
+        from_thread(lambda: llm.stream(messages, cancel), cancel)
+    ) as items:
+        async for piece in items:
+            text += piece
             if is_looping(text):
                 log.info("llm: the reply says the same sentence over and over; it ends here")
-                break
-            yield item
-    finally:
-        # The thread sees this at its next piece; backends serialise generations themselves.
-        cancel.set()
+                return
+            yield piece
+    if not text.strip() and not cancel.is_set():
+        raise LLMEmptyReply("the model ended its reply without a word; try saying it another way")
 
 
 async def stream_events_async(
@@ -186,12 +164,30 @@ async def stream_events_async(
     tools: list[dict[str, Any]] | None = None,
 ) -> AsyncIterator[str | ToolCall]:
     """``stream_async`` for ``llm.stream_events``: text pieces and ToolCalls on the event loop."""
+    text = ""
+    events = from_thread(lambda: llm.stream_events(messages, cancel, tools), cancel)
+    async with contextlib.aclosing(events) as items:
+        async for item in items:
+            if isinstance(item, str):
+                text += item
+                if is_looping(text):
+                    log.info("llm: the reply says the same sentence over and over; it ends here")
+                    return
+            yield item
+
+
+async def from_thread(
+    produce: Callable[[], Iterator[Any]], cancel: threading.Event
+) -> AsyncIterator[Any]:
+    """The items of a blocking iterator, made in a thread and handed over on the event loop (the
+    one bridge from a model's thread to the loop). An exception in the thread is raised here;
+    leaving early (or being cancelled) sets ``cancel``, which the thread sees at its next item."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
 
-    def produce() -> None:
+    def work() -> None:
         try:
-            for item in llm.stream_events(messages, cancel, tools):
+            for item in produce():
                 loop.call_soon_threadsafe(queue.put_nowait, item)
                 if cancel.is_set():
                     break
@@ -200,20 +196,17 @@ async def stream_events_async(
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
-    loop.run_in_executor(None, produce)
-    text = ""
+    loop.run_in_executor(None, work)
+    finished = False
     try:
         while True:
             item = await queue.get()
             if item is _DONE:
-                break
+                finished = True
+                return
             if isinstance(item, BaseException):
                 raise item
-            if isinstance(item, str):
-                text += item
-                if is_looping(text):
-                    log.info("llm: the reply says the same sentence over and over; it ends here")
-                    break
             yield item
     finally:
-        cancel.set()
+        if not finished:  # the consumer left early: the thread stops at its next item
+            cancel.set()

@@ -41,15 +41,13 @@ from ..events import (
     AudioFrame,
     PartialTranscript,
     Rejection,
-    Source,
     SpeechEnded,
     SpeechStarted,
     Transcript,
     UserText,
-    UtteranceRejected,
 )
 from ..stt.base import STT
-from ..stt.notice import rejection_notice
+from .transcriber import Heard, Transcriber, rejected
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +56,6 @@ RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
 # hearing the stream cut 11 of 25 turns, hearing only the piece since the last end 14.
 TURN_CONTEXT_S = 8.0
 BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
-ECHO = "echo of the assistant's own voice"
 FIRST_PARTIAL_S = 0.3  # speech (from its first voiced frame) before the first partial transcript
 
 
@@ -90,31 +87,6 @@ class TurnEnd:
     t_decided: float
 
 
-@dataclass(frozen=True)
-class Heard:
-    """A transcript, and how much of the sound it was made from was not our voice (None when
-    nothing we played could be in it, or the sound check is off)."""
-
-    transcript: Transcript
-    not_ours: float | None = None
-
-
-def rejected(
-    kind: Rejection, reason: str, transcript: Transcript | None = None
-) -> UtteranceRejected:
-    """The event for something heard and not answered, with the line the user sees (None when
-    there is nothing they need to know: a cough, our own echo)."""
-    if kind is Rejection.FAILED:
-        message = f"Not heard: {reason}; please say it again, or type it."
-        return UtteranceRejected(kind, reason, message, hint="Say it again, or type it.")
-    notice = rejection_notice(transcript) if transcript is not None else None
-    if notice is None:
-        return UtteranceRejected(kind, reason)
-    return UtteranceRejected(
-        kind, reason, notice.line if notice.shown else None, notice.kind, notice.hint
-    )
-
-
 class Listener:
     """One stream of the user's audio, endpointed and transcribed."""
 
@@ -136,8 +108,10 @@ class Listener:
         self.stt = stt
         self.stt_ready = stt_ready
         self.language = language
-        self.user_language = user_language  # the profile's: the language check's prior
         self.guard = guard
+        self.transcriber = Transcriber(
+            stt, stt_ready, language=language, user_language=user_language, guard=guard
+        )
         self.max_queued_frames = max_queued_frames  # None: a file, every frame is kept
         self.dropped_frames = 0
         self.echo_dropped = 0
@@ -162,7 +136,6 @@ class Listener:
         self.partial_interval_s = partial_interval_s
         self.partials_made = 0
         self.partial_busy_s = 0.0  # seconds spent transcribing partials (the benchmark reads it)
-        self._stt_running = 0
         self._partial: asyncio.Task[None] | None = None
         self._speech_t_start: float | None = None
         self._next_partial_s = 0.0
@@ -216,14 +189,8 @@ class Listener:
         return self.guard.separate(audio, t0)
 
     async def transcribe_words(self, audio: np.ndarray) -> Transcript:
-        """Speech-to-text of a barge-in candidate: only the words count here (no language
-        check: the turn itself is transcribed fully)."""
-        await self.stt_ready
-        self._stt_running += 1
-        try:
-            return await asyncio.to_thread(self.stt.transcribe_words, audio, self.language)
-        finally:
-            self._stt_running -= 1
+        """Speech-to-text of a barge-in candidate: only the words count here."""
+        return await self.transcriber.transcribe_words(audio)
 
     # -- the work --------------------------------------------------------------------------------
 
@@ -274,7 +241,9 @@ class Listener:
         elif isinstance(event, SpeechPaused) and not self._monologue:
             # Start speech-to-text inside the silence window; kept only if the user is done.
             # (Not at the end of a cut monologue: the whole turn is read when it ends.)
-            task = asyncio.ensure_future(self._transcribe(event.audio, self._t_audio(event.audio)))
+            task = asyncio.ensure_future(
+                self.transcriber.transcribe(event.audio, self._t_audio(event.audio))
+            )
             speculation = (event.t_end, task)
             self._speculation = speculation
             probability = None
@@ -324,7 +293,7 @@ class Listener:
             or self.endpointer.in_pause  # the end of speech may come: its transcript goes first
             or self.endpointer.assistant_speaking
             or t_now - start < self._next_partial_s
-            or self._stt_running
+            or self.transcriber.running
             or self._speculation is not None
             or not self._utterances.empty()
             or (self._partial is not None and not self._partial.done())
@@ -337,14 +306,14 @@ class Listener:
 
     async def _transcribe_partial(self, audio: np.ndarray, utterance: int) -> None:
         started = time.monotonic()
-        self._stt_running += 1
+        self.transcriber.running += 1
         try:
             transcript = await asyncio.to_thread(self.stt.transcribe_words, audio, self.language)
         except Exception as exc:  # a partial is a courtesy: the turn's own transcript says more
             log.debug("stt: a partial transcript failed: %s", exc)
             return
         finally:
-            self._stt_running -= 1
+            self.transcriber.running -= 1
             self.partial_busy_s += time.monotonic() - started
         self.partials_made += 1
         text = transcript.text.strip()
@@ -378,8 +347,8 @@ class Listener:
         if self._speculation is not speculation or task.cancelled() or task.exception():
             return  # the user went on, or it failed (the final transcription says so)
         heard = task.result()
-        if self._verdict(heard, t_start) is None:
-            text = self._user_text(heard.transcript, t_end, time.monotonic())
+        if self.transcriber.verdict(heard, t_start) is None:
+            text = self.transcriber.user_text(heard.transcript, t_end, time.monotonic())
             self._emit(PartialTranscript(text.text, t_end))
             self._emit(EarlyText(text))
             if self.endpointer.early_turns:
@@ -420,79 +389,6 @@ class Listener:
             self._turn_end = None
         self._update_quiet()
 
-    def _verdict(self, heard: Heard, t_start: float) -> tuple[Rejection, str] | None:
-        """Why what was heard is not a turn (rejected, empty, our own echo), or None."""
-        transcript = heard.transcript
-        if transcript.rejected:
-            return Rejection.UNCLEAR, transcript.rejected
-        if not transcript.text.strip():
-            return Rejection.NO_WORDS, "no words"
-        if self.guard is not None and self.guard.turn_is_echo(
-            transcript.text, heard.not_ours, t_start
-        ):
-            return Rejection.ECHO, ECHO
-        return None
-
-    @staticmethod
-    def _user_text(transcript: Transcript, t_end: float, t_ready: float) -> UserText:
-        return UserText(
-            transcript.text.strip(),
-            Source.VOICE,
-            t_speech_end=t_end,
-            t_transcript=t_ready,
-            language=transcript.language,
-        )
-
-    async def _transcribe(self, audio: Any, t0: float | None = None) -> Heard:
-        """Speech-to-text of ``audio``; captured from ``t0`` on, what we played is taken out of it
-        first, so that a person talking over the reply is heard without our words."""
-        await self.stt_ready
-        guard = self.guard
-
-        def work() -> Heard:
-            if guard is None or t0 is None:
-                cleaned, not_ours = audio, None
-            else:
-                cleaned, not_ours = guard.separate(audio, t0)
-            transcript = self.stt.transcribe(
-                cleaned, self.language, user_language=self.user_language
-            )
-            return Heard(transcript, not_ours)
-
-        self._stt_running += 1
-        try:
-            return await asyncio.to_thread(work)
-        finally:
-            self._stt_running -= 1
-
-    async def _transcribe_monologue(self, pieces: list[tuple[SpeechEnded, float | None]]) -> Heard:
-        """A turn that came in several pieces (a monologue cut at ``max_duration``): read as one,
-        each word in its sentence (``transcribe_turn``), never piece by piece."""
-        from ..stt.context import transcribe_turn
-
-        await self.stt_ready
-        guard = self.guard
-
-        def work() -> Heard:
-            cleaned, shares = [], []
-            for ended, t0 in pieces:
-                audio, not_ours = ended.audio, None
-                if guard is not None and t0 is not None:
-                    audio, not_ours = guard.separate(ended.audio, t0)
-                cleaned.append(audio)
-                if not_ours is not None:
-                    shares.append(not_ours)
-            transcript = transcribe_turn(
-                self.stt, cleaned, self.language, user_language=self.user_language
-            )
-            return Heard(transcript, min(shares) if shares else None)
-
-        self._stt_running += 1
-        try:
-            return await asyncio.to_thread(work)
-        finally:
-            self._stt_running -= 1
-
     async def _transcribe_in_order(self) -> None:
         monologue: list[tuple[SpeechEnded, float | None]] = []
         while (item := await self._utterances.get()) is not None:
@@ -520,9 +416,9 @@ class Listener:
         started = time.monotonic()
         try:
             if len(pieces) > 1:
-                heard = await self._transcribe_monologue(pieces)
+                heard = await self.transcriber.transcribe_pieces(pieces)
             else:
-                heard = await (early or self._transcribe(ended.audio, t0))
+                heard = await (early or self.transcriber.transcribe(ended.audio, t0))
         except PerslmVoiceError as exc:
             self._reject(Rejection.FAILED, str(exc))
             return
@@ -539,14 +435,14 @@ class Listener:
             transcript.text,
             f" rejected: {transcript.rejected}" if transcript.rejected else "",
         )
-        verdict = self._verdict(heard, ended.t_start)
+        verdict = self.transcriber.verdict(heard, ended.t_start)
         if verdict is not None and verdict[0] is Rejection.ECHO:
             self.echo_dropped += 1
             log.info("echo: dropped a voice turn made of our own words: %r", transcript.text)
         if verdict is not None:
             self._reject(*verdict, transcript)
             return
-        text = self._user_text(transcript, ended.t_end, t_ready)
+        text = self.transcriber.user_text(transcript, ended.t_end, t_ready)
         if turn_end is not None:
             text = replace(text, turn_end=turn_end.reason, t_turn_end=turn_end.t_decided)
         self._emit(text)
