@@ -12,8 +12,9 @@ extras="piper,whisper-base,server"
 say() { printf '\033[1mperslm-voice setup:\033[0m %s\n' "$*" >&2; }
 
 # 1. Debian packages: PortAudio (microphone), espeak-ng (fallback voice), ffmpeg (audio files),
-#    sox and tmux (tests), chromium and its driver (the browser test of `serve`), python3-venv. Missing ones are installed when we may; otherwise we say so
-#    and go on: the assistant starts without them, degraded, and tells you what is missing.
+#    python3-venv; for the tests sox, tmux, and chromium with its driver (the browser test of
+#    `serve`). Missing ones are installed when we may; otherwise we say so and go on: the
+#    assistant starts without them, degraded, and tells you what is missing.
 debs="libportaudio2 espeak-ng libespeak-ng1 ffmpeg python3-venv"
 [ "$want" = test ] && debs="$debs sox tmux chromium chromium-driver"
 missing=""
