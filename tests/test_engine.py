@@ -284,16 +284,16 @@ def test_quit_typed_live_does_not_wait_for_the_reply(tmp_path):
     assert h.of(ReplyDone)[0].interrupted
 
 
-def install_plugin(tmp_path, monkeypatch, module: str, body: str) -> None:
-    """A real distribution on sys.path whose entry point ``perslm_voice.observers`` names
-    ``module:attach``: found by importlib.metadata as an installed plugin would be."""
+def install_plugin(
+    tmp_path, monkeypatch, module: str, body: str, group: str = "perslm_voice.observers"
+) -> None:
+    """A real distribution on sys.path whose entry point in ``group`` names ``module:attach``:
+    found by importlib.metadata as an installed plugin would be."""
     plugin = tmp_path / "plugin"
     info = plugin / f"{module}-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        f"[perslm_voice.observers]\n{module} = {module}:attach\n"
-    )
+    (info / "entry_points.txt").write_text(f"[{group}]\n{module} = {module}:attach\n")
     (plugin / f"{module}.py").write_text(textwrap.dedent(body))
     monkeypatch.syspath_prepend(str(plugin))
     sys.modules.pop(module, None)
@@ -395,3 +395,74 @@ def test_a_server_down_at_the_start_is_asked_again_and_retry_reaches_it(tmp_path
     errors = [n.text for n in h.of(Notice) if n.level is Level.ERROR]
     assert any("cannot reach" in e and e.endswith("Type /retry to ask again.") for e in errors)
     assert [d.text for d in h.of(ReplyDone)] == ["", "Up now."]
+
+
+def test_a_built_in_tool_answers_through_the_router_and_the_model_words_it(tmp_path):
+    llm = ScriptedLLM(["It is ", "391."])
+
+    async def scenario():
+        async with Harness(tmp_path, llm) as h:
+            h.type("What is 17 times 23?", live=False)
+            await h.until(TurnTimings)
+            return h
+
+    h = run(scenario())
+    assert h.of(ReplyDone)[0].text == "It is 391."
+    prompt = llm.prompts[0]
+    assert "391" in prompt[-1].content  # the tool's result reached the model, as data
+    assert "tool_started" in h.of(TurnTimings)[0].marks
+
+
+class ToolCallingLLM(ScriptedLLM):
+    """A model that calls ``unlock_door`` the first time it is asked, then says its reply."""
+
+    supports_tools = True
+
+    def stream_events(self, messages, cancel, tools=None):
+        from perslm_voice.llm.base import ToolCall
+
+        if tools and not any(m.role == "tool" for m in messages):
+            self.prompts.append(messages)
+            yield ToolCall("call-1", "unlock_door", "{}")
+            return
+        yield from self.stream(messages, cancel)
+
+
+DOOR = """
+from perslm_voice.tools.base import Tool, ToolResult
+UNLOCKED = []
+class UnlockDoor(Tool):
+    name = "unlock_door"
+    description = "Unlock the front door."
+    side_effects = True
+    def confirmation(self, args):
+        return "Unlock the front door?"
+    async def run(self, args):
+        UNLOCKED.append(args)
+        return ToolResult("the front door is unlocked")
+def attach(context):
+    return [UnlockDoor()]
+"""
+
+
+@pytest.mark.parametrize("said, unlocked", [("yes please", True), ("no", False)])
+def test_a_tool_that_acts_asks_first_and_acts_only_on_a_yes(tmp_path, monkeypatch, said, unlocked):
+    install_plugin(tmp_path, monkeypatch, "door_tool", DOOR, group="perslm_voice.tools")
+    llm = ToolCallingLLM(["Done."], ["Okay."])
+
+    async def scenario():
+        async with Harness(tmp_path, llm) as h:
+            h.type("Let my sister in.", live=False)
+            while not any("Unlock the front door?" in d.text for d in h.of(ReplyDelta)):
+                await h.until(ReplyDelta, len(h.of(ReplyDelta)) + 1)
+            h.type(said)  # typed live: the answer, not an interruption
+            await h.until(ReplyDone)
+            return h
+
+    h = run(scenario())
+    door = sys.modules["door_tool"]
+    assert bool(door.UNLOCKED) is unlocked
+    done = h.of(ReplyDone)[0]
+    assert not done.interrupted and "Unlock the front door?" in done.text
+    assert not h.of(BargeIn)
+    assert len(h.of(ReplyStarted)) == 1  # the answer was not a turn of its own

@@ -114,6 +114,8 @@ class Session:
         self.store = StoreWorker(None, None)
         self.voice: VoiceSettings = config.tts.voice
         self.tts_failed = False
+        self.tools: Any = None  # a tools.reply.ToolUse when tools are on
+        self.awaiting_answer = False  # a tool asked "Send it to Ann?": the next turn answers
         self.turns = TurnRunner(self)
         self.drafts = Drafts(self._draft_dropped)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -166,11 +168,43 @@ class Session:
                 profile = await self.store.run(lambda store: store.get_profile(self.user_id))
                 self.voice = voice_for(self.config, profile)
                 user_language = profile.language
+        await self._open_tools()
         stages = wire_stages(
             self, models, self._player, self._hearing, self._max_queued_frames, user_language
         )
         self.speaker, self.listener = stages.speaker, stages.listener
         self.guard, self.judge = stages.guard, stages.judge
+
+    async def _open_tools(self) -> None:
+        """The tools this user may use, behind the reply (tools/: built-ins, plugins, MCP)."""
+        llm = self.models.llm
+        if not self.config.tools.enabled or llm is None:
+            return
+        from ..tools.session import session_tools, tool_use
+
+        registry = await session_tools(self.config, self.user_id, self.store.store)
+        for problem in registry.problems:
+            self.notify(problem)
+        self.tools = tool_use(self.config, llm, registry, self._confirm)
+
+    async def _confirm(self, question: str) -> bool:
+        """A tool that acts on the world asks first: the question is said as part of the reply,
+        and the user's next line or utterance is the answer (only a clear yes is a yes). It
+        does not interrupt the reply that asked."""
+        from ..tools.confirm import answer
+
+        self.turns.say(question)
+        self.awaiting_answer = True
+        try:
+            item = await self._inputs.get()
+        finally:
+            self.awaiting_answer = False
+        if item is None:  # the end of input: no answer, and the session ends after this turn
+            self._inputs.put_nowait(None)
+            return False
+        said = item if isinstance(item, str) else item.text
+        log.info("tools: %r answered %r", question, said)
+        return answer(said) is True
 
     @property
     def hearing(self) -> bool:
@@ -454,7 +488,7 @@ class Session:
     ) -> None:
         """The user takes the turn: stop the reply (when interruptions are on)."""
         turn = self.turns.current
-        if turn is None or not self.replying():
+        if turn is None or not self.replying() or self.awaiting_answer:
             return
         if not self.config.interaction.interruption_enabled:
             return

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -170,6 +171,11 @@ class TurnRunner:
 
         if match_memory_intent(text.text):
             return  # a memory command writes to the store: it waits for the end of speech
+        if session.tools is not None and (
+            session.models.llm.supports_tools  # type: ignore[union-attr]
+            or (session.tools.router is not None and session.tools.router.route(text.text))
+        ):
+            return  # a tool may be called: never speculatively (it may act on the world)
         draft = Draft(text, {"reply_speculative": time.monotonic()})
         if session.speaking:
             assert session.speaker is not None
@@ -386,17 +392,45 @@ class TurnRunner:
             raise LLMError(str(exc)) from None
         session.set_state(State.THINKING)
         messages = await self._messages(turn.user_text)
-        cancel = threading.Event()
         if session.config.interaction.streaming:
-            async for piece in stream_async(models.llm, messages, cancel):
+            async for piece in self._pieces(turn, messages):
                 turn.marks.setdefault("first_token", time.monotonic())
                 self._say(turn, piece)
         else:
             # The classic design, kept for comparison (scripts/bench_latency.py): the whole reply
             # is written before any of it is shown or spoken.
             pieces = []
-            async for piece in stream_async(models.llm, messages, cancel):
+            async for piece in self._pieces(turn, messages):
                 turn.marks.setdefault("first_token", time.monotonic())
                 pieces.append(piece)
             self._say(turn, "".join(pieces))
         turn.marks["reply_done"] = time.monotonic()
+
+    async def _pieces(self, turn: TurnRecord, messages: list[Message]) -> AsyncIterator[str]:
+        """The reply's text: the model's stream, or with tools, the model and the tools it (or
+        the router) calls: a tool that takes a while gets a short acknowledgement first."""
+        session = self.session
+        assert session.models.llm is not None
+        if session.tools is None:
+            async for piece in stream_async(session.models.llm, messages, threading.Event()):
+                yield piece
+            return
+        from ..tools.reply import ReplyText, ToolFinished, ToolStarted
+
+        async for event in session.tools.reply(messages):
+            if isinstance(event, ReplyText):
+                yield event.text
+            elif isinstance(event, ToolStarted):
+                turn.marks.setdefault("tool_started", time.monotonic())
+                log.info("tools: %s(%s)", event.name, event.arguments)
+                if event.acknowledgement:
+                    yield event.acknowledgement + " "
+            elif isinstance(event, ToolFinished):
+                turn.marks.setdefault("tool_done", time.monotonic())
+                if not event.ok:
+                    log.info("tools: %s failed: %s", event.name, event.text)
+
+    def say(self, text: str) -> None:
+        """Add ``text`` to the reply in progress (a tool's question), shown and spoken."""
+        if self.current is not None:
+            self._say(self.current, f" {text} ")
