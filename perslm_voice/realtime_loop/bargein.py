@@ -89,7 +89,7 @@ class BargeInJudge:
                     detected = time.monotonic()
                     silenced = speaker.pause() if paused else None
                 try:
-                    transcript = await listener.transcribe_words(audio)
+                    transcript = await listener.transcriber.transcribe_words(audio)
                 except PerslmVoiceError:
                     transcript = None
                 except Exception:  # a bug must not leave the reply paused for good

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from typing import TYPE_CHECKING
 
@@ -64,3 +65,23 @@ async def run_command(session: Session, line: str) -> bool:
     else:
         session.notify(f"Unknown command {name}: type /help for the list.")
     return True
+
+
+async def watch_idle(session: Session) -> None:
+    """End the session after ``interaction.timeout`` seconds without a turn (a reply going on is
+    activity too); it waits on the session's activity, it does not poll."""
+    timeout = session.config.interaction.timeout
+    if not timeout:
+        return
+    while True:
+        session.activity.clear()
+        try:
+            await asyncio.wait_for(session.activity.wait(), timeout)
+            continue  # something happened: the wait starts again
+        except asyncio.TimeoutError:
+            pass
+        if session.replying():
+            continue
+        session.notify(f"No turn for {timeout:g} s: ending the session.", Level.INFO)
+        session.stop()
+        return

@@ -163,10 +163,6 @@ class Listener:
 
     # -- what the barge-in check asks -----------------------------------------------------------
 
-    @property
-    def in_speech(self) -> bool:
-        return self.endpointer.in_speech
-
     async def wait_quiet(self, timeout_s: float) -> bool:
         """Wait until the current speech ends; False when it goes on past ``timeout_s``."""
         try:
@@ -187,10 +183,6 @@ class Listener:
             return audio, None
         t0 = frames[0].t_capture - len(frames[0].samples) / frames[0].sample_rate_hz
         return self.guard.separate(audio, t0)
-
-    async def transcribe_words(self, audio: np.ndarray) -> Transcript:
-        """Speech-to-text of a barge-in candidate: only the words count here."""
-        return await self.transcriber.transcribe_words(audio)
 
     # -- the work --------------------------------------------------------------------------------
 

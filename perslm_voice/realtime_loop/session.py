@@ -37,26 +37,24 @@ from ..events import (
     BargeIn,
     Level,
     Notice,
-    Rejection,
     SessionEnded,
     Source,
-    SpeechEnded,
-    SpeechStarted,
     State,
     StateChanged,
     UserText,
-    UtteranceRejected,
 )
 from .bargein import BargeInJudge
-from .commands import QUIT, clean_line, command_name, run_command
+from .commands import QUIT, clean_line, command_name, run_command, watch_idle
 from .drafts import Draft, Drafts
 from .history import History
-from .listener import EarlyDropped, EarlyText, InputEnded, Listener
+from .listener import InputEnded, Listener
 from .models import Models
 from .observers import EventBus, Observer, attach_observers
 from .persist import StoreWorker
-from .speaker import FirstAudio, Speaker, SpeechFailed
+from .reactions import on_stage
+from .speaker import Speaker
 from .stages import describe, wire_stages
+from .toolbelt import open_tools
 from .turn import TurnRunner, voice_for
 
 log = logging.getLogger(__name__)
@@ -122,7 +120,7 @@ class Session:
         self._stop_requested = threading.Event()
         self._stop: asyncio.Event | None = None
         self._inputs: asyncio.Queue[UserText | str | None] = asyncio.Queue()
-        self._activity = asyncio.Event()
+        self.activity = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._keeping: set[asyncio.Task[Any]] = set()
         self._closers: list[Callable[[], Any]] = []
@@ -168,43 +166,12 @@ class Session:
                 profile = await self.store.run(lambda store: store.get_profile(self.user_id))
                 self.voice = voice_for(self.config, profile)
                 user_language = profile.language
-        await self._open_tools()
+        self.tools = await open_tools(self)
         stages = wire_stages(
             self, models, self._player, self._hearing, self._max_queued_frames, user_language
         )
         self.speaker, self.listener = stages.speaker, stages.listener
         self.guard, self.judge = stages.guard, stages.judge
-
-    async def _open_tools(self) -> None:
-        """The tools this user may use, behind the reply (tools/: built-ins, plugins, MCP)."""
-        llm = self.models.llm
-        if not self.config.tools.enabled or llm is None:
-            return
-        from ..tools.session import session_tools, tool_use
-
-        registry = await session_tools(self.config, self.user_id, self.store.store)
-        for problem in registry.problems:
-            self.notify(problem)
-        self.tools = tool_use(self.config, llm, registry, self._confirm)
-
-    async def _confirm(self, question: str) -> bool:
-        """A tool that acts on the world asks first: the question is said as part of the reply,
-        and the user's next line or utterance is the answer (only a clear yes is a yes). It
-        does not interrupt the reply that asked."""
-        from ..tools.confirm import answer
-
-        self.turns.say(question)
-        self.awaiting_answer = True
-        try:
-            item = await self._inputs.get()
-        finally:
-            self.awaiting_answer = False
-        if item is None:  # the end of input: no answer, and the session ends after this turn
-            self._inputs.put_nowait(None)
-            return False
-        said = item if isinstance(item, str) else item.text
-        log.info("tools: %r answered %r", question, said)
-        return answer(said) is True
 
     @property
     def hearing(self) -> bool:
@@ -295,7 +262,7 @@ class Session:
             self.notify("Part of that line was not valid UTF-8; it was replaced with '\ufffd'.")
         if not text:
             return
-        self._active()
+        self.active()
         command = command_name(text)
         if command is None:
             self.drafts.drop()  # the user typed instead: a reply to what they said is not wanted
@@ -334,7 +301,7 @@ class Session:
             self._stop.set()
         self.set_state(State.LISTENING)
         self.spawn(self._conversation(), "conversation")
-        self.spawn(self._watch_timeout(), "timeout")
+        self.spawn(watch_idle(self), "timeout")
         if self.listener is not None:
             self.spawn(self._listen(self.listener), "listener")
         try:
@@ -382,25 +349,13 @@ class Session:
         log.debug("session: ended")
         self.emit(SessionEnded(self.exit_code))
 
-    def _active(self) -> None:
-        self._activity.set()
+    def queue_input(self, item: UserText | str | None) -> None:
+        """A line, an utterance or the end of input (None), answered in turn."""
+        self._inputs.put_nowait(item)
 
-    async def _watch_timeout(self) -> None:
-        timeout = self.config.interaction.timeout
-        if not timeout:
-            return
-        while True:
-            self._activity.clear()
-            try:
-                await asyncio.wait_for(self._activity.wait(), timeout)
-                continue  # something happened: the wait starts again
-            except asyncio.TimeoutError:
-                pass
-            if self.replying():
-                continue  # a long reply is activity too
-            self.notify(f"No turn for {timeout:g} s: ending the session.", Level.INFO)
-            self.stop()
-            return
+    def active(self) -> None:
+        """Something happened: the idle timeout starts again."""
+        self.activity.set()
 
     async def _conversation(self) -> None:
         while True:
@@ -414,10 +369,18 @@ class Session:
                     return
                 continue
             await self.turns.run(item)
-            self._active()
+            self.active()
 
     def replying(self) -> bool:
         return self.turns.replying()
+
+    async def next_input(self) -> UserText | str | None:
+        """The next line or utterance (a command as its text; None at the end of input)."""
+        return await self._inputs.get()
+
+    def end_input(self) -> None:
+        """End the session once the turn in progress is over."""
+        self._inputs.put_nowait(None)
 
     def input_pending(self) -> bool:
         """A line or an utterance waits for its turn."""
@@ -426,58 +389,8 @@ class Session:
     # -- what the stages report ------------------------------------------------------------------
 
     def on_stage(self, event: Any) -> None:
-        """The listener's and the speaker's results, on the event loop."""
-        if isinstance(event, SpeechStarted):
-            self._active()
-            self.emit(event)
-            if self.replying() and self.realtime_input:
-                # A recording fed "fast" is a batch of questions, not a person talking over us.
-                if self.judge is not None:
-                    self.judge.speech_started(event.t_start)
-                else:
-                    self.barge_in("voice", event.t_start)
-            self.set_state(State.HEARING)
-        elif isinstance(event, SpeechEnded):
-            self.emit(event)
-        elif isinstance(event, EarlyText):
-            self.turns.draft(event.text)
-        elif isinstance(event, EarlyDropped):
-            self.drafts.drop()
-        elif isinstance(event, UserText):
-            self._active()
-            self.emit(event)
-            if not self.replying():
-                self.set_state(State.LISTENING)
-            elif self.realtime_input:
-                # Words that are not our echo (the listener dropped those), heard while we talk,
-                # and not taken as a barge-in when they began: the user talks over us after all.
-                self.barge_in("voice")
-            self._inputs.put_nowait(event)
-        elif isinstance(event, UtteranceRejected):
-            self.emit(event)
-            if event.message:
-                unclear = event.kind is Rejection.UNCLEAR
-                self.notify(event.message, Level.INFO if unclear else Level.WARNING)
-            if not self.replying():
-                self.set_state(State.LISTENING)
-        elif isinstance(event, InputEnded):
-            if event.reason is None:
-                if self.input_ends_session:  # finish the turns heard, then end
-                    self._inputs.put_nowait(None)
-            elif self.input_ends_session:  # a recording that breaks off: answer what was heard
-                self.notify(f"{event.reason}; the rest of the recording is not heard.", Level.ERROR)
-                self.exit_code = 1
-                self._inputs.put_nowait(None)
-            else:
-                self.notify(f"{event.reason}; carrying on typed.")
-        elif isinstance(event, FirstAudio):
-            self.set_state(State.SPEAKING)
-        elif isinstance(event, SpeechFailed):
-            if not self.tts_failed:
-                self.tts_failed = True
-                self.notify(f"Speech output failed: {event.message}; replies are text only.")
-        else:
-            self.emit(event)  # the speaker's ReplyAudio
+        """The listener's and the speaker's results, on the event loop (see reactions.py)."""
+        on_stage(self, event)
 
     def _draft_dropped(self, draft: Draft) -> None:
         if draft.spoken and self.speaker is not None:
