@@ -49,5 +49,10 @@ def tool_use(config: Config, llm: LLM, registry: ToolRegistry, confirm: Confirm)
         timeout_s=config.tools.timeout_s,
         acknowledgement=config.tools.acknowledgement,
         max_rounds=config.tools.max_rounds,
-        router=Router() if wants_router(config, llm) else None,
+        # The embedded 135M model garbles what it is asked to reword ("What time is it?" came
+        # back as "The tool gets the result in one short sentence."): it says the tool's own
+        # sentence instead; a larger model on a server words the result.
+        router=Router(word_results=config.llm.backend != "llama_cpp")
+        if wants_router(config, llm)
+        else None,
     )
