@@ -174,6 +174,9 @@ def test_a_model_list_that_is_a_web_page_is_reported_as_not_json():
 
 
 def test_not_json_in_the_conversation(run_cli, fault_server):
+    # A server that answers every request with a page: the reply with tools, then the plain one
+    # that the session asks when the tool stream gives nothing usable.
+    fault_server.enqueue("html")
     fault_server.enqueue("html")
     result = run_cli(
         "--user", "page", "--llm", "openai", *TEXT_ONLY, input="Hello?\n/quit\n",

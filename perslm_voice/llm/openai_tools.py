@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LLMAuthError, LLMError, LLMModelNotFound, LLMStreamBroken, LLMUnreachable
 from .base import Message, ToolCall
+from .openai_stream import ReplyBudget
 
 if TYPE_CHECKING:
     from .openai import OpenAILLM
@@ -87,6 +88,7 @@ def stream_with_tools(
                 f" ({exc.status_code}); does it support tool calls? (llama.cpp's server needs"
                 " --jinja; Ollama a model with tool support)"
             ) from None
+        budget = ReplyBudget(llm.config.max_tokens)  # a runaway server ends at max_tokens too
         for chunk in stream:
             if cancel.is_set():
                 return
@@ -96,8 +98,13 @@ def stream_with_tools(
             delta = choice.delta
             if delta is not None:
                 if delta.content:
-                    text.append(delta.content)
-                    yield delta.content
+                    kept = budget.take(delta.content)
+                    if kept:
+                        text.append(kept)
+                        yield kept
+                    if budget.spent:
+                        log.info("llm: the reply reached llm.max_tokens; it ends here")
+                        return
                 for call in delta.tool_calls or []:
                     calls.setdefault(call.index or 0, _Pending()).add(call)
             if choice.finish_reason:
@@ -108,13 +115,26 @@ def stream_with_tools(
         if cancel.is_set():
             return
         log.info("llm: tool stream from %s broke (%s)", llm.base_url, type(exc).__name__)
-        raise LLMStreamBroken(
-            f"the LLM server at {llm.base_url} stopped mid-answer", partial="".join(text)
-        ) from None
+        if text or calls:
+            raise LLMStreamBroken(
+                f"the LLM server at {llm.base_url} stopped mid-answer", partial="".join(text)
+            ) from None
+        unusable = True  # nothing came that could be read: the plain request says why
+    else:
+        unusable = False
     finally:
         if stream is not None:
             stream.close()
     if cancel.is_set():
+        return
+    if unusable:
+        yield from llm.stream(messages, cancel)
+        return
+    if finish is None and not calls and not text:
+        # Nothing usable came (a web page, garbage, an empty stream): ask again without tools,
+        # where every failure is read and named (not JSON, the context, a dead server).
+        log.info("llm: the tool stream from %s gave nothing; asking without tools", llm.base_url)
+        yield from llm.stream(messages, cancel)
         return
     if finish is None and not calls:
         raise LLMStreamBroken(
