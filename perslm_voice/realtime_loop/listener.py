@@ -105,9 +105,6 @@ class Listener:
         turn_model: asyncio.Future[Callable[[np.ndarray], float] | None] | None = None,
     ):
         self.endpointer = endpointer
-        self.stt = stt
-        self.stt_ready = stt_ready
-        self.language = language
         self.guard = guard
         self.transcriber = Transcriber(
             stt, stt_ready, language=language, user_language=user_language, guard=guard
@@ -289,7 +286,7 @@ class Listener:
             or self._speculation is not None
             or not self._utterances.empty()
             or (self._partial is not None and not self._partial.done())
-            or not self.stt_ready.done()
+            or not self.transcriber.stt_ready.done()
         ):
             return
         self._next_partial_s = t_now - start + self.partial_interval_s
@@ -298,14 +295,12 @@ class Listener:
 
     async def _transcribe_partial(self, audio: np.ndarray, utterance: int) -> None:
         started = time.monotonic()
-        self.transcriber.running += 1
         try:
-            transcript = await asyncio.to_thread(self.stt.transcribe_words, audio, self.language)
+            transcript = await self.transcriber.transcribe_words(audio)
         except Exception as exc:  # a partial is a courtesy: the turn's own transcript says more
             log.debug("stt: a partial transcript failed: %s", exc)
             return
         finally:
-            self.transcriber.running -= 1
             self.partial_busy_s += time.monotonic() - started
         self.partials_made += 1
         text = transcript.text.strip()

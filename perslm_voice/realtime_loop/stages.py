@@ -119,7 +119,7 @@ def describe(session: Session) -> dict[str, str]:
         except PerslmVoiceError as exc:
             rows["language model"] = f"unavailable: {exc}"
     if session.listener is not None:
-        rows["speech in"] = session.listener.stt.description
+        rows["speech in"] = session.listener.transcriber.stt.description
         if session.guard is not None and session.guard.description:
             rows["speech in"] += f"; {', '.join(session.guard.description)}"
     if session.speaker is not None:
