@@ -16,10 +16,11 @@ FRAME_SAMPLES = 512  # 32 ms at 16 kHz: what Silero VAD takes
 
 
 class Source(str, enum.Enum):
-    """Where a user's turn came from."""
+    """Where a turn came from."""
 
     KEYBOARD = "keyboard"
     VOICE = "voice"
+    REMINDER = "reminder"  # not the user's: a timer or reminder fell due, and the assistant says it
 
 
 class State(enum.Enum):

@@ -188,3 +188,31 @@ def test_the_readme_observer_example_runs_as_it_is(tmp_path, isolated_home):
     )
     assert done.returncode == 0, done.stderr
     assert "timing marks]" in done.stdout and len(done.stdout.split("[")[0].strip()) > 0
+
+
+def test_a_timer_due_while_a_reply_plays_is_said_and_shown(isolated_home, tmp_path):
+    """The embedded model's router sets the timer; it falls due while the next reply is spoken
+    (to a real-time WAV): said inside that reply's voice, shown after its text, stored."""
+    voice = tmp_path / "voice.wav"
+    proc = spawn("--user", "ann", "--audio-output", str(voice))
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(ln.decode() for ln in proc.stdout))
+    reader.start()
+    proc.stdin.write(b"Set a timer for 4 seconds.\nTell me a story about the sea.\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 120
+    while not any("Your timer is done." in line for line in lines):
+        assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+        time.sleep(0.2)
+    proc.stdin.close()
+    proc.wait(timeout=90)
+    reader.join(timeout=10)
+    out = "".join(lines)
+    assert proc.returncode == 0, proc.stderr.read().decode()
+    story_at = out.index("assistant:", out.index("A 4 seconds timer is set."))
+    assert story_at < out.index("Your timer is done.")
+    turns = stored_turns(isolated_home)
+    assert ("assistant", "Your timer is done.", "reminder") in turns
+    assert [t[0] for t in turns].count("assistant") == 3  # the timer, the story, the reminder
+    assert voice.stat().st_size > 16_000 * 2 * 3  # seconds of voice were played

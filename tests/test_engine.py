@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 import sys
 import textwrap
+import time
 
 import pytest
 from engine_harness import Harness, ScriptedLLM, harness_config
@@ -17,6 +18,7 @@ from perslm_voice.events import (
     Level,
     MemoryChanged,
     Notice,
+    ReplyAudio,
     ReplyDelta,
     ReplyDone,
     ReplyStarted,
@@ -480,3 +482,62 @@ def test_with_the_embedded_model_the_tool_says_its_own_sentence(tmp_path):
     h = run(scenario())
     assert h.of(ReplyDone)[0].text == "17 times 23 = 391"
     assert not h.llm.prompts  # the 135M model garbles what it rewords: it is not asked
+
+
+def test_a_timer_set_in_the_conversation_is_said_when_due(tmp_path, isolated_home):
+    async def scenario():
+        async with Harness(tmp_path) as h:  # the embedded model's router sets the timer
+            h.type("Set a timer for 2 seconds.", live=False)
+            await h.until(ReplyDone)
+            assert not [s for s in h.of(ReplyStarted) if s.source is Source.REMINDER]
+            await h.until(ReplyDone, 2, timeout_s=8)
+            await h.until(TurnTimings, 1)
+            return h
+
+    h = run(scenario())
+    set_it, due = h.of(ReplyDone)
+    assert set_it.text == "A 2 seconds timer is set."
+    assert due.text == "Your timer is done." and not due.interrupted
+    started = h.of(ReplyStarted)[1]
+    assert started.source is Source.REMINDER and started.user_text == ""
+    assert any(a.turn == started.turn for a in h.of(ReplyAudio))  # it was spoken
+    rows = stored(isolated_home)
+    assert rows[-1][:5] == ("assistant", "Your timer is done.", "reminder", 0, None)
+    # Said once: the store marks it, so the next session does not say it again.
+    db = sqlite3.connect(isolated_home / "data" / "perslm-voice.db")
+    assert db.execute("SELECT COUNT(*) FROM reminders WHERE fired_at IS NULL").fetchone() == (0,)
+
+
+def test_a_reminder_due_while_a_reply_is_spoken_is_its_next_sentence(tmp_path, isolated_home):
+    from perslm_voice.memory import Store
+
+    store = Store(isolated_home / "data" / "perslm-voice.db")
+    store.add_reminder("harness", "reminder", "Reminder: call Ann.", time.time() + 0.4)
+    store.close()
+
+    async def scenario():
+        async with Harness(tmp_path, ScriptedLLM(LONG_REPLY, piece_delay_s=0.1)) as h:
+            h.type("Tell me a story.", live=False)
+            await h.until(ReplyDone, 2, timeout_s=10)
+            h.type("Thanks.", live=False)
+            await h.until(ReplyDone, 3, timeout_s=10)
+            return h
+
+    h = run(scenario())
+    story = h.of(ReplyDone)[1]
+    assert not story.interrupted and story.text == "".join(LONG_REPLY).strip()
+    said = [a.chunk.text for a in h.of(ReplyAudio) if a.turn == story.turn]
+    at = said.index("Reminder: call Ann.")  # said inside the story's voice, not after it
+    assert 0 < at < len(said) - 3 and said[-1] == LONG_REPLY[-1].strip()
+    reminder = h.of(ReplyDone)[0]  # shown as a turn of its own once the story's text was out
+    assert reminder.text == "Reminder: call Ann." and reminder.turn == story.turn + 1
+    text_done = [e.turn for e in h.events if isinstance(e, ReplyTextDone)]
+    assert text_done[:2] == [story.turn, reminder.turn]
+    assert not h.of(BargeIn)
+    # The model sees it after the answer it was said in.
+    assert h.llm.prompts[-1][-2].content.endswith("Reminder: call Ann.")
+    rows = stored(isolated_home)
+    assert [r[:3] for r in rows[1:3]] == [
+        ("assistant", "Reminder: call Ann.", "reminder"),
+        ("assistant", "".join(LONG_REPLY).strip(), None),
+    ]

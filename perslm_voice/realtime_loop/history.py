@@ -33,3 +33,10 @@ class History:
             self.interrupted_note = INTERRUPTED_NOTE
         elif said:
             self.messages.append(Message("assistant", said))
+
+    def said_unasked(self, text: str) -> None:
+        """The assistant said ``text`` on its own (a reminder): it joins its last answer, so that
+        the model sees it and the roles still take turns."""
+        if text and self.messages and self.messages[-1].role == "assistant":
+            last = self.messages[-1]
+            self.messages[-1] = Message("assistant", f"{last.content} {text}")

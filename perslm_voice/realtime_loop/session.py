@@ -52,10 +52,11 @@ from .models import Models
 from .observers import EventBus, Observer, attach_observers
 from .persist import StoreWorker
 from .reactions import on_stage
-from .speaker import Speaker
+from .reminders import reminders_for, say_when_due
+from .speaker import Speaker, voice_for
 from .stages import describe, wire_stages
 from .toolbelt import open_tools
-from .turn import TurnRunner, voice_for
+from .turn import TurnRunner
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ class Session:
         self.voice: VoiceSettings = config.tts.voice
         self.tts_failed = False
         self.tools: Any = None  # a tools.reply.ToolUse when tools are on
+        self.reminders: Any = None  # a tools.timers.Reminders, said when due (reminders.py)
         self.awaiting_answer = False  # a tool asked "Send it to Ann?": the next turn answers
         self.turns = TurnRunner(self)
         self.drafts = Drafts(self._draft_dropped)
@@ -166,6 +168,7 @@ class Session:
                 profile = await self.store.run(lambda store: store.get_profile(self.user_id))
                 self.voice = voice_for(self.config, profile)
                 user_language = profile.language
+        self.reminders = reminders_for(self)
         self.tools = await open_tools(self)
         stages = wire_stages(
             self, models, self._player, self._hearing, self._max_queued_frames, user_language
@@ -304,6 +307,8 @@ class Session:
         self.spawn(watch_idle(self), "timeout")
         if self.listener is not None:
             self.spawn(self._listen(self.listener), "listener")
+        if self.reminders is not None:
+            self.spawn(say_when_due(self, self.reminders), "reminders")
         try:
             await self._stop.wait()
         finally:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..audio.player import Player
-from ..config import VoiceSettings
+from ..config import Config, VoiceSettings
 from ..errors import PerslmVoiceError
 from ..events import AudioChunk, ReplyAudio
 from ..tts.base import TTS
@@ -39,6 +39,18 @@ class SpeechFailed:
     message: str
 
 
+def voice_for(config: Config, profile: Any) -> VoiceSettings:
+    """The voice settings for a user: the profile's choices win over the configuration."""
+    voice = config.tts.voice
+    updates = {}
+    if profile is not None:
+        if getattr(profile, "voice_id", None):
+            updates["voice_id"] = profile.voice_id
+        if getattr(profile, "speaking_rate", None):
+            updates["rate"] = profile.speaking_rate
+    return voice.model_copy(update=updates) if updates else voice
+
+
 class Speaker:
     """Speaks one reply at a time through a `Player`; results go out through ``emit``."""
 
@@ -54,6 +66,7 @@ class Speaker:
         self.player = player
         self._emit = emit
         self._sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        self._next: list[str] = []  # said before the rest of the reply (interject)
         self._stream = SpeakableStream()
         self._task: asyncio.Task[None] | None = None
         self._marks: dict[str, float] = {}
@@ -87,6 +100,7 @@ class Speaker:
         """
         self._stream = SpeakableStream()
         self._sentences = asyncio.Queue()
+        self._next = []
         self._marks = marks
         self._turn = turn
         self._held = []
@@ -133,6 +147,16 @@ class Speaker:
         for sentence in self._stream.feed(piece):
             self._sentences.put_nowait(sentence)
 
+    def interject(self, text: str) -> bool:
+        """Say ``text`` next, before the rest of the reply (a timer that fell due): only what is
+        already synthesized plays first. False when the reply's voice is all synthesized, held
+        (a draft) or over: then it waits for its own turn."""
+        if not (self.speaking and self._released) or self._task is None or self._task.done():
+            return False
+        self._next.append(text)
+        self._sentences.put_nowait("")  # wakes the synthesis when it waits for the model
+        return True
+
     async def finish(self) -> None:
         """The reply's text is complete: speak the rest and wait until it has been played."""
         for sentence in self._stream.flush():
@@ -170,7 +194,12 @@ class Speaker:
         except PerslmVoiceError as exc:
             self._emit(SpeechFailed(str(exc)))
             return
-        while (sentence := await self._sentences.get()) is not None:
+        while True:
+            sentence = self._next.pop(0) if self._next else await self._sentences.get()
+            if sentence is None:
+                break
+            if not sentence:  # the wake-up of an interjection, said already
+                continue
             if streaming:
                 await self._wait_for_room()
             started = time.monotonic()

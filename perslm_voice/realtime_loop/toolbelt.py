@@ -20,7 +20,13 @@ async def open_tools(session: Session) -> Any:
         return None
     from ..tools.session import session_tools, tool_use
 
-    registry = await session_tools(session.config, session.user_id, session.store.store)
+    reminders = session.reminders
+    registry = await session_tools(
+        session.config,
+        session.user_id,
+        session.store.store,
+        on_reminders_changed=reminders.wake if reminders is not None else None,
+    )
     for problem in registry.problems:
         session.notify(problem)
     return tool_use(session.config, llm, registry, functools.partial(confirm, session))

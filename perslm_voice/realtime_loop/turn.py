@@ -14,11 +14,10 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..config import Config, VoiceSettings
 from ..errors import LLMEmptyReply, LLMError, LLMStreamBroken, PerslmVoiceError, StoreError
 from ..events import (
     Level,
@@ -57,18 +56,8 @@ class TurnRecord:
     interrupted: bool = False
     heard: str | None = None  # what the user actually heard of an interrupted reply
     text_done: bool = False  # the whole reply is out (speech may still be playing)
-
-
-def voice_for(config: Config, profile: Any) -> VoiceSettings:
-    """The voice settings for a user: the profile's choices win over the configuration."""
-    voice = config.tts.voice
-    updates = {}
-    if profile is not None:
-        if getattr(profile, "voice_id", None):
-            updates["voice_id"] = profile.voice_id
-        if getattr(profile, "speaking_rate", None):
-            updates["rate"] = profile.speaking_rate
-    return voice.model_copy(update=updates) if updates else voice
+    text_out: asyncio.Event = field(default_factory=asyncio.Event)  # set then, or at its end
+    unasked: list[str] = field(default_factory=list)  # reminders said inside its voice
 
 
 class TurnRunner:
@@ -83,6 +72,7 @@ class TurnRunner:
         self._prefill: asyncio.Task[None] | None = None
         self._last_user_text: str | None = None
         self._last_failed = False
+        self._one_at_a_time = asyncio.Lock()  # a reply, or a reminder said unasked (reminders.py)
 
     def replying(self) -> bool:
         return self._task is not None and not self._task.done()
@@ -92,9 +82,19 @@ class TurnRunner:
             self._task.cancel()
 
     async def run(self, text: UserText, store: bool = True) -> None:
-        self._task = asyncio.create_task(self._respond(text, store), name="reply")
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await self.run_alone(self._respond(text, store), "reply")
+
+    async def run_alone(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` as the turn in progress, once no other is running: a barge-in or
+        ``cancel()`` cancels it."""
+        async with self._one_at_a_time:
+            self._task = asyncio.create_task(work, name=name)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def new_turn(self, user_text: str, source: Source) -> TurnRecord:
+        self._count += 1
+        return TurnRecord(self._count, user_text, source)
 
     async def retry(self) -> bool:
         """Ask the last line again after a failure; False when there is nothing to retry."""
@@ -207,8 +207,9 @@ class TurnRunner:
     async def _respond(self, text: UserText, store_user: bool) -> None:
         session = self.session
         draft = session.drafts.claim(text)
-        self._count += 1
-        turn = TurnRecord(self._count, text.text, text.source, marks=draft.marks if draft else {})
+        turn = self.new_turn(text.text, text.source)
+        if draft is not None:
+            turn.marks = draft.marks
         if text.source is Source.VOICE:
             turn.marks["speech_end"] = text.t_speech_end or time.monotonic()
             turn.marks["transcript_ready"] = text.t_transcript or time.monotonic()
@@ -232,7 +233,7 @@ class TurnRunner:
             session.listener.set_strict(True)
         try:
             user_turn_id = (
-                await self._save("user", text.text, text.source.value) if store_user else None
+                await self.save("user", text.text, text.source.value) if store_user else None
             )
             reply = (
                 None if draft is not None else await self._memory_intent(text.text, user_turn_id)
@@ -241,11 +242,12 @@ class TurnRunner:
             if draft is not None:
                 await self._take_over(turn, draft)
             elif reply is not None:
-                self._say(turn, reply)
+                self.add_piece(turn, reply)
             else:
                 await self._generate(turn)
             turn.text_done = True
             session.emit(ReplyTextDone(turn.number))
+            turn.text_out.set()
             if speaker is not None and session.speaking:
                 await speaker.finish()
             self._last_failed = False
@@ -290,7 +292,10 @@ class TurnRunner:
         session.history.add(
             turn.user_text, turn.reply, interrupted=turn.interrupted, heard=turn.heard
         )
+        for text in turn.unasked:
+            session.history.said_unasked(text)
         self.current = None
+        turn.text_out.set()
         session.emit(
             ReplyDone(
                 turn.number,
@@ -312,7 +317,7 @@ class TurnRunner:
         session = self.session
         stored = None
         if turn.reply:
-            stored = await self._save(
+            stored = await self.save(
                 "assistant",
                 turn.reply,
                 None,
@@ -329,7 +334,7 @@ class TurnRunner:
             )
         )
 
-    async def _save(self, role: str, text: str, source: str | None, **fields: Any) -> int | None:
+    async def save(self, role: str, text: str, source: str | None, **fields: Any) -> int | None:
         session = self.session
         if not session.store.writable or session.incognito:
             return None
@@ -361,7 +366,7 @@ class TurnRunner:
             session.emit(MemoryChanged(intent[0], reply))
         return reply
 
-    def _say(self, turn: TurnRecord, piece: str, speak: bool = True) -> None:
+    def add_piece(self, turn: TurnRecord, piece: str, speak: bool = True) -> None:
         session = self.session
         turn.reply += piece
         session.emit(ReplyDelta(turn.number, piece))
@@ -374,7 +379,7 @@ class TurnRunner:
         while (item := await draft.pieces.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
-            self._say(turn, item, speak=False)  # the draft feeds the speaker itself
+            self.add_piece(turn, item, speak=False)  # the draft feeds the speaker itself
 
     async def _generate(self, turn: TurnRecord) -> None:
         session = self.session
@@ -395,7 +400,7 @@ class TurnRunner:
         if session.config.interaction.streaming:
             async for piece in self._pieces(turn, messages):
                 turn.marks.setdefault("first_token", time.monotonic())
-                self._say(turn, piece)
+                self.add_piece(turn, piece)
         else:
             # The classic design, kept for comparison (scripts/bench_latency.py): the whole reply
             # is written before any of it is shown or spoken.
@@ -403,7 +408,7 @@ class TurnRunner:
             async for piece in self._pieces(turn, messages):
                 turn.marks.setdefault("first_token", time.monotonic())
                 pieces.append(piece)
-            self._say(turn, "".join(pieces))
+            self.add_piece(turn, "".join(pieces))
         turn.marks["reply_done"] = time.monotonic()
 
     async def _pieces(self, turn: TurnRecord, messages: list[Message]) -> AsyncIterator[str]:
@@ -433,4 +438,4 @@ class TurnRunner:
     def say(self, text: str) -> None:
         """Add ``text`` to the reply in progress (a tool's question), shown and spoken."""
         if self.current is not None:
-            self._say(self.current, f" {text} ")
+            self.add_piece(self.current, f" {text} ")

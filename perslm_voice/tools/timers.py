@@ -184,17 +184,18 @@ class Reminders:
         self._changed = asyncio.Event()
 
     def wake(self) -> None:
-        """A timer was added or cancelled: look again. Thread-safe when called on the loop."""
+        """A timer was added or cancelled: look again (on the event loop)."""
         self._changed.set()
 
     async def due(self) -> AsyncIterator[Reminder]:
         """Yield each reminder when it falls due (marked said in the store as it is yielded)."""
         while True:
             self._changed.clear()
-            pending = self.store.pending_reminders(self.user_id)
+            # The store is read on a thread: the event loop never waits on SQLite.
+            pending = await asyncio.to_thread(self.store.pending_reminders, self.user_id)
             if pending and pending[0].due_at <= self.clock():
                 first = pending[0]
-                if self.store.mark_reminder_fired(self.user_id, first.id):
+                if await asyncio.to_thread(self.store.mark_reminder_fired, self.user_id, first.id):
                     yield first
                 continue
             # Capped: a timer set by another process (`tools call set_timer`) has no wake().
