@@ -75,6 +75,9 @@ class UI:
         self.hearing("")
         self.console.print(f"[bold green]you (voice):[/bold green] {_escape(text)}")
 
+    def typed(self, text: str) -> None:
+        """A typed line, as its reply begins (an interactive prompt shows it already)."""
+
     def hearing(self, text: str) -> None:
         """What the user has said so far, while they speak ("" when it is over); a terminal
         shows it on the prompt line, a pipe does not."""
@@ -129,6 +132,10 @@ class PlainUI(UI):
         self._started = False
         self._thread: threading.Thread | None = None
         self._open = False
+
+    def typed(self, text: str) -> None:
+        # Piped lines are not echoed by a terminal: stdout reads as the conversation.
+        self.console.print(f"you: {text}", markup=False)
 
     def reply_started(self) -> None:
         self._started = False  # the name is printed with the first words, not before

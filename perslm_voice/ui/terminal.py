@@ -96,6 +96,8 @@ class Renderer:
         elif isinstance(event, UtteranceRejected):
             ui.hearing("")
         elif isinstance(event, ReplyStarted):
+            if event.source is Source.KEYBOARD:
+                ui.typed(visible(event.user_text, one_line=True))
             self._writing = True
             ui.reply_started()
         elif isinstance(event, ReplyDelta):
