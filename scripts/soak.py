@@ -133,7 +133,7 @@ def piper_voice():  # type: ignore[no-untyped-def]
 
 
 def to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
-    from perslm_voice.tts.base import resample
+    from perslm_voice.audio.resample import resample
 
     return resample(samples.astype(np.int16), rate, RATE_HZ)
 
