@@ -40,7 +40,9 @@ CONFIGS = {
 }
 # name -> (module, install line) of an optional extra the configuration needs: without it the
 # configuration is skipped and the line says why, rather than measured without its protection.
-NEEDS = {"strict VAD + check + WebRTC AEC": ("livekit", "pip install livekit")}
+NEEDS = {
+    "strict VAD + check + WebRTC AEC": ("pywebrtc_audio", "pip install 'perslm-voice[aec]'"),
+}
 
 
 def missing_extra(name: str) -> str | None:
@@ -162,14 +164,14 @@ def is_phantom(user_text: str, replies: list[str]) -> bool:
     return bool(words) and len(ours) / len(words) >= 0.5
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--room", default="150:0.5", help="DELAY_MS:GAIN[:NOISE_DB]")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument(
         "--config", action="append", choices=list(CONFIGS), help="only these configurations"
     )
-    opts = parser.parse_args()
+    opts = parser.parse_args(argv)
     chosen = {n: env for n, env in CONFIGS.items() if not opts.config or n in opts.config}
     for name in list(chosen):
         why = missing_extra(name)
@@ -184,6 +186,7 @@ def main() -> None:
     for name, env in chosen.items():
         self_interrupted = phantom = barge_ok = barge_total = 0
         stops_ms: list[float] = []
+        onsets_ms: list[float] = []  # the person's first sound -> the reply silent
         checks_ms: list[float] = []
         for recording_name, (path, barge) in recordings.items():
             for i in range(opts.runs):
@@ -201,6 +204,10 @@ def main() -> None:
                     marks = json.loads(turn["timings"] or "{}")
                     if "barge_in_detected" in marks and "silenced" in marks:
                         stops_ms.append((marks["silenced"] - marks["barge_in_detected"]) * 1000)
+                    if "barge_in_speech_start" in marks and "silenced" in marks:
+                        onsets_ms.append(
+                            (marks["silenced"] - marks["barge_in_speech_start"]) * 1000
+                        )
                     if "barge_in_verified" in marks:
                         checks_ms.append(
                             (marks["barge_in_verified"] - marks["barge_in_detected"]) * 1000
@@ -225,7 +232,8 @@ def main() -> None:
 
         print(
             f"{name}: self-interruptions {self_interrupted}, phantom turns {phantom}, "
-            f"barge-in {barge_ok}/{barge_total}, stop ms p50 {pct(stops_ms, 50)} "
+            f"barge-in {barge_ok}/{barge_total}, onset -> silence ms p50 {pct(onsets_ms, 50)} "
+            f"p95 {pct(onsets_ms, 95)}, stop ms p50 {pct(stops_ms, 50)} "
             f"p95 {pct(stops_ms, 95)}, check ms p50 {pct(checks_ms, 50)} p95 {pct(checks_ms, 95)}"
         )
 

@@ -6,7 +6,7 @@ hides a broken set-up, so conftest.py turns it into a failure. A skip stays a sk
 reason starts with one of these prefixes:
 
 - ``optional(...)``: a part the README's set-up does not install, or may leave out
-  (livekit; openai-whisper with ``PERSLM_VOICE_SKIP_TORCH=1``);
+  (openai-whisper with ``PERSLM_VOICE_SKIP_TORCH=1``);
 - ``not_here(...)``: a fact about the machine, not a missing part (it has a microphone, it forbids
   ``unshare``), or the other branch of a pair of tests runs instead.
 """

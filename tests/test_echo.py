@@ -4,6 +4,7 @@ a person talking over the reply still interrupts it)."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -123,7 +124,7 @@ def test_wav_sink_announces_what_it_plays_and_pauses(tmp_path):
 
 
 @pytest.mark.skipif(
-    not aec_available(), reason=optional("livekit (WebRTC echo cancellation) not installed")
+    not aec_available(), reason=optional("pywebrtc-audio (WebRTC echo cancellation) not installed")
 )
 def test_echo_canceller_removes_our_voice_and_keeps_the_users(audio_dir):
     from perslm_voice.echo import EchoCanceller
@@ -145,6 +146,45 @@ def test_echo_canceller_removes_our_voice_and_keeps_the_users(audio_dir):
     before = np.sqrt(np.mean(mic[tail].astype(np.float64) ** 2))
     after = np.sqrt(np.mean(cleaned[tail] ** 2))
     assert 20 * np.log10(before / after) > 15  # at least 15 dB less echo
+
+
+@pytest.mark.skipif(
+    not aec_available(), reason=optional("pywebrtc-audio (WebRTC echo cancellation) not installed")
+)
+def test_echo_cancellation_keeps_a_person_talking_over_the_reply(audio_dir):
+    """Double talk: our voice comes back (150 ms, half the level) while a real person counts as
+    loud as it; Whisper hears the person's words in what the canceller leaves."""
+    from perslm_voice.config import SpeechConfig
+    from perslm_voice.echo import EchoCanceller
+    from perslm_voice.stt import create_stt
+
+    data, rate = sf.read(str(audio_dir / "vosk_test.wav"), dtype="int16")
+    ours = resample(data, rate, SAMPLE_RATE_HZ)[: SAMPLE_RATE_HZ * 6]
+    data, rate = sf.read(str(audio_dir / "english.wav"), dtype="int16")
+    person = resample(data, rate, SAMPLE_RATE_HZ).astype(np.float64)
+    person *= np.abs(ours).mean() / np.abs(person).mean()
+    canceller = EchoCanceller()
+    t0 = 1000.0
+    canceller.played(AudioChunk(ours, SAMPLE_RATE_HZ, "x"), t0)
+    delay, at = int(0.15 * SAMPLE_RATE_HZ), int(2.5 * SAMPLE_RATE_HZ)
+    mic = np.zeros(max(len(ours) + delay, at + len(person)))
+    mic[delay : delay + len(ours)] = ours * 0.5
+    mic[at : at + len(person)] += person
+    mic = np.clip(mic, -32768, 32767).astype(np.int16)
+    out = []
+    for i in range(0, len(mic) - 512, 512):
+        frame = AudioFrame(mic[i : i + 512], t0 + (i + 512) / SAMPLE_RATE_HZ)
+        out.append(canceller.process(frame).samples)
+    cleaned = np.concatenate(out)
+    stt = create_stt(SpeechConfig())
+    stt.load()
+    try:
+        mixed = stt.transcribe(mic[at:]).text.lower()
+        heard = stt.transcribe(cleaned[at:]).text.lower()
+    finally:
+        stt.close()
+    counted = re.findall(r"\b(one|two|three|1|2|3)\b", heard)
+    assert len(counted) == 3, (heard, mixed)
 
 
 def test_the_echo_measure_tells_our_voice_from_a_person(audio_dir):

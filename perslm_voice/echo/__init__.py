@@ -4,7 +4,7 @@ With speakers instead of headphones the microphone hears the assistant's own voi
 each following the sound through the player (``Player.follow``), and `EchoGuard`, which holds them
 and the rules that say whether a sound or a transcript is our echo or a person:
 
-- `EchoCanceller`: WebRTC's acoustic echo canceller (AEC3, from the ``livekit`` package) removes
+- `EchoCanceller`: WebRTC's acoustic echo canceller (AEC3, from ``pywebrtc-audio``) removes
   the played voice from the microphone's frames before the VAD sees them.
 - `SpokenLog` + `echo_score`: what was played in the last seconds, and how much of a candidate
   transcript is made of those words; a voice turn that is mostly the assistant's own words is

@@ -1,4 +1,5 @@
-"""Acoustic echo cancellation: WebRTC AEC3 (from the ``livekit`` package) on the microphone's frames."""
+"""Acoustic echo cancellation: WebRTC AEC3 (from ``pywebrtc-audio``, a 440 KB wheel, Apache-2.0)
+on the microphone's frames."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from .rules import AEC_BLOCK, AEC_INSTALL
 
 
 def aec_available() -> bool:
-    return importlib.util.find_spec("livekit") is not None
+    return importlib.util.find_spec("pywebrtc_audio") is not None
 
 
 class EchoCanceller:
-    """WebRTC AEC3 (through ``livekit.rtc.AudioProcessingModule``) on the listener's frames.
+    """WebRTC AEC3 (``pywebrtc_audio.EchoCanceller``) on the listener's frames.
 
     ``played``/``silenced`` follow the player; ``process`` takes a 32 ms microphone frame and
     returns it with the echo of what was played removed. The canceller estimates the room's delay
@@ -29,11 +30,11 @@ class EchoCanceller:
 
     def __init__(self) -> None:
         if not aec_available():
-            raise BackendUnavailable(f"echo cancellation needs livekit: {AEC_INSTALL}")
-        from livekit import rtc
+            raise BackendUnavailable(f"echo cancellation needs pywebrtc-audio: {AEC_INSTALL}")
+        import pywebrtc_audio
 
-        self._rtc = rtc
-        self._apm = rtc.AudioProcessingModule(echo_cancellation=True, high_pass_filter=True)
+        # Delay 0: AEC3 finds the room's delay itself (the reference is what played, when).
+        self._aec: Any = pywebrtc_audio.EchoCanceller(SAMPLE_RATE_HZ, 1, 0)
         self.reference = _Reference()
         self._in = np.zeros(0, np.int16)
         self._out = np.zeros(AEC_BLOCK, np.int16)  # primed: every frame finds 512 samples ready
@@ -45,9 +46,6 @@ class EchoCanceller:
     def silenced(self, t: float) -> None:
         self.reference.silenced(t)
 
-    def _block(self, data: np.ndarray) -> Any:
-        return self._rtc.AudioFrame(data.tobytes(), SAMPLE_RATE_HZ, 1, AEC_BLOCK)
-
     def process(self, frame: AudioFrame) -> AudioFrame:
         n = len(frame.samples)
         t_frame = frame.t_capture - n / SAMPLE_RATE_HZ
@@ -57,12 +55,8 @@ class EchoCanceller:
         blocks = []
         while len(self._in) >= AEC_BLOCK:
             near, self._in = self._in[:AEC_BLOCK], self._in[AEC_BLOCK:]
-            far = self._block(self.reference.render(self._t_in, AEC_BLOCK))
-            self._apm.process_reverse_stream(far)
-            mic = self._block(np.ascontiguousarray(near))
-            self._apm.set_stream_delay_ms(0)  # AEC3 finds the room's delay itself
-            self._apm.process_stream(mic)
-            blocks.append(np.frombuffer(bytes(mic.data), np.int16))
+            far = self.reference.render(self._t_in, AEC_BLOCK).astype(np.int16)
+            blocks.append(self._aec.process(np.ascontiguousarray(near), far))
             self._t_in += AEC_BLOCK / SAMPLE_RATE_HZ
         self._out = np.concatenate([self._out, *blocks])
         out, self._out = self._out[:n], self._out[n:]

@@ -22,7 +22,7 @@ ECHO_MIN_SAMPLES = SAMPLE_RATE_HZ // 10  # the sound check says "echo" on 0.1 s 
 SOMEONE_ELSE_MIN = 0.5  # sound more than half of which is not our voice is someone talking
 WORD_MATCH_MIN_LEN = 5  # shorter words count as ours only when spelled the same ("one": "once")
 AEC_BLOCK = SAMPLE_RATE_HZ // 100  # WebRTC's audio processing works on 10 ms blocks
-AEC_INSTALL = "pip install 'perslm-voice[aec]'  (or: pip install livekit)"
+AEC_INSTALL = "pip install 'perslm-voice[aec]'"
 
 
 def _words(text: str) -> list[str]:
