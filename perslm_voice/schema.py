@@ -117,8 +117,8 @@ class AudioConfig(Section):
     playback_buffer: int = Field(512, ge=64, le=8192, description="mixer buffer in samples")
     echo_cancellation: Literal["none", "webrtc"] = Field(
         "none",
-        description="webrtc: remove the assistant's own voice from the microphone (AEC3, needs"
-        " livekit; it also mutes a user talking over the reply)",
+        description="webrtc: remove the assistant's own voice from the microphone (WebRTC AEC3;"
+        " pip install 'perslm-voice[aec]')",
     )
     echo_check: bool = Field(
         True,

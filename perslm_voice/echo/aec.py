@@ -64,9 +64,5 @@ class EchoCanceller:
 
 
 def open_canceller(mode: str) -> EchoCanceller | None:
-    """The canceller for ``audio.echo_cancellation`` ("none" or "webrtc").
-
-    Not the default: in the echo room AEC3 removes the echo entirely but also suppresses a person
-    who talks over the reply (double talk), so barge-in by voice fails (see scripts/bench_echo.py).
-    """
+    """The canceller for ``audio.echo_cancellation`` ("none" or "webrtc")."""
     return EchoCanceller() if mode == "webrtc" else None
