@@ -117,8 +117,9 @@ class AudioConfig(Section):
     playback_buffer: int = Field(512, ge=64, le=8192, description="mixer buffer in samples")
     echo_cancellation: Literal["none", "webrtc"] = Field(
         "none",
-        description="webrtc: remove the assistant's own voice from the microphone (WebRTC AEC3;"
-        " pip install 'perslm-voice[aec]')",
+        description="webrtc: take the assistant's own voice out of the microphone's sound (WebRTC"
+        " AEC3; pip install 'perslm-voice[aec]') before the VAD hears it; the server leaves it to"
+        " the browser",
     )
     echo_check: bool = Field(
         True,

@@ -37,12 +37,21 @@ CONFIGS = {
     },
     "strict VAD + transcript check": {"PERSLM_VOICE_AUDIO__ECHO_CANCELLATION": "none"},
     "strict VAD + check + WebRTC AEC": {"PERSLM_VOICE_AUDIO__ECHO_CANCELLATION": "webrtc"},
+    # With our voice taken out first, a shorter sound can pause the reply (it resumes when the
+    # check finds our echo after all): the person's first syllable, not 0.4 s of them.
+    "quick pause (0.15 s) + check + WebRTC AEC": {
+        "PERSLM_VOICE_AUDIO__ECHO_CANCELLATION": "webrtc",
+        "PERSLM_VOICE_VAD__SPEAKING_MIN_SPEECH_DURATION": "0.15",
+    },
+    "quick pause (0.15 s) + check, no AEC": {
+        "PERSLM_VOICE_AUDIO__ECHO_CANCELLATION": "none",
+        "PERSLM_VOICE_VAD__SPEAKING_MIN_SPEECH_DURATION": "0.15",
+    },
 }
 # name -> (module, install line) of an optional extra the configuration needs: without it the
 # configuration is skipped and the line says why, rather than measured without its protection.
-NEEDS = {
-    "strict VAD + check + WebRTC AEC": ("pywebrtc_audio", "pip install 'perslm-voice[aec]'"),
-}
+AEC = ("pywebrtc_audio", "pip install 'perslm-voice[aec]'")
+NEEDS = {name: AEC for name, env in CONFIGS.items() if "webrtc" in env.values()}
 
 
 def missing_extra(name: str) -> str | None:

@@ -65,7 +65,7 @@ def test_bench_echo_skips_a_configuration_whose_extra_is_missing(monkeypatch, ca
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     name = "strict VAD + check + WebRTC AEC"
-    assert bench.missing_extra(name) is None  # installed by the test set-up: it runs
+    assert bench.missing_extra(name) is None  # the test set-up installs it
     monkeypatch.setitem(bench.NEEDS, name, ("not_installed_aec", "pip install 'perslm-voice[aec]'"))
     bench.main(["--config", name])
     out = capsys.readouterr().out

@@ -205,8 +205,11 @@ class Connection:
     async def _open_session(self, user: str) -> None:
         self.player = WebSocketPlayer(self.deliver)
         self.player.start()
+        # The browser cancels its own echo (getUserMedia's echoCancellation): ours would follow
+        # what was sent, not what its speakers played.
+        audio = self.config.audio.model_copy(update={"echo_cancellation": "none"})
         session = Session(
-            self.config,
+            self.config.model_copy(update={"audio": audio}),
             user,
             models=self.state.models,
             hearing=True,
