@@ -405,17 +405,3 @@ def test_an_unreadable_audio_file_is_refused_when_opened(tmp_path, run_cli):
             f"Error: {folder / name}: not a readable audio file (supported: WAV, FLAC, AIFF,"
             " MP3, OGG and what FFmpeg reads)"
         ]
-
-
-def test_malloc_arenas_are_capped_unless_the_user_chose(monkeypatch):
-    """A long voice session grew 37 MB in 29 turns with glibc's arena per thread, 4.6 MB with two
-    (scripts/soak.py): the CLI caps them, and a user's MALLOC_ARENA_MAX wins."""
-    import platform
-
-    from perslm_voice.native_memory import limit_malloc_arenas
-
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert limit_malloc_arenas() is False
-    monkeypatch.delenv("MALLOC_ARENA_MAX")
-    glibc = platform.libc_ver()[0] == "glibc"
-    assert limit_malloc_arenas() is glibc

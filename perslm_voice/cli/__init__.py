@@ -71,9 +71,6 @@ class MainGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        from ..native_memory import limit_malloc_arenas
-
-        limit_malloc_arenas()  # before any model or thread starts
         kwargs.setdefault("standalone_mode", True)
         return run_guarded(lambda: super(MainGroup, self).main(*args, **kwargs))
 

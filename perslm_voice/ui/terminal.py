@@ -37,7 +37,6 @@ from ..events import (
     UserText,
     UtteranceRejected,
 )
-from ..native_memory import limit_malloc_arenas
 from ..realtime_loop import Session
 from ..safetext import visible
 from .audio_io import AudioInput, attach_echo_room, feed, open_audio_input, open_audio_output
@@ -157,7 +156,6 @@ class RealtimeLoop:
 
     def start(self) -> int:
         """Run the session until it ends; return the exit code (0, or 1 for a real failure)."""
-        limit_malloc_arenas()
         logs.setup(self.config.logging.level, self.config.logging.file)
         return asyncio.run(self._run())
 
