@@ -187,6 +187,26 @@ def test_cancel_while_waiting_for_the_first_token_returns_at_once(fault_server):
     assert time.monotonic() - started < 1.5  # the stall lasts 3 s
 
 
+TOOLS = [{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}]
+
+
+def test_with_tools_a_stall_times_out_and_a_cancel_returns_at_once(fault_server):
+    """The tool stream (every reply, when tools are on with a server) hangs up like the plain
+    one: on a barge-in while the server says nothing, and at llm.timeout."""
+    fault_server.enqueue("stall")
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    started = time.monotonic()
+    assert list(make(fault_server.url).stream_events(QUESTION, cancel, TOOLS)) == []
+    assert time.monotonic() - started < 1.5  # the stall lasts 3 s
+    fault_server.enqueue("stall")
+    started = time.monotonic()
+    with pytest.raises(LLMTimeout) as caught:
+        list(make(fault_server.url, timeout=1.0).stream_events(QUESTION, threading.Event(), TOOLS))
+    assert str(caught.value) == f"the LLM server at {fault_server.url} sent nothing for 1 s"
+    assert time.monotonic() - started < 2.5
+
+
 def test_local_server_needs_no_key(fault_server, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert ask(make(fault_server.url, preset="openai")) == REPLY

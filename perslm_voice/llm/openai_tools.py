@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LLMAuthError, LLMError, LLMModelNotFound, LLMStreamBroken, LLMUnreachable
+from ..errors import (
+    LLMAuthError,
+    LLMError,
+    LLMModelNotFound,
+    LLMStreamBroken,
+    LLMTimeout,
+    LLMUnreachable,
+)
 from .base import Message, ToolCall
 from .openai_stream import ReplyBudget
+from .watch import StreamWatch
 
 if TYPE_CHECKING:
     from .openai import OpenAILLM
@@ -62,6 +71,8 @@ def stream_with_tools(
 
     llm.load()
     client = llm._ensure_client()
+    # A barge-in hangs up a read that is waiting on the server, as in the plain stream.
+    watch = StreamWatch(cancel, time.monotonic() + llm.config.timeout, idle_s=llm.config.timeout)
     stream: Any = None
     text: list[str] = []
     calls: dict[int, _Pending] = {}
@@ -88,8 +99,10 @@ def stream_with_tools(
                 f" ({exc.status_code}); does it support tool calls? (llama.cpp's server needs"
                 " --jinja; Ollama a model with tool support)"
             ) from None
+        watch.attach(stream.response)
         budget = ReplyBudget(llm.config.max_tokens)  # a runaway server ends at max_tokens too
         for chunk in stream:
+            watch.first_token = True
             if cancel.is_set():
                 return
             if not chunk.choices:
@@ -114,6 +127,10 @@ def stream_with_tools(
     except Exception as exc:  # a read failing mid-answer
         if cancel.is_set():
             return
+        if watch.timed_out:
+            raise LLMTimeout(
+                f"the LLM server at {llm.base_url} sent nothing for {llm.config.timeout:g} s"
+            ) from None
         log.info("llm: tool stream from %s broke (%s)", llm.base_url, type(exc).__name__)
         if text or calls:
             raise LLMStreamBroken(
@@ -123,6 +140,7 @@ def stream_with_tools(
     else:
         unusable = False
     finally:
+        watch.finished = True
         if stream is not None:
             stream.close()
     if cancel.is_set():
