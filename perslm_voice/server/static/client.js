@@ -62,7 +62,9 @@ function onMessage(event) {
   const m = JSON.parse(event.data);
   switch (m.type) {
     case "ready":
-      ready = true;  // the microphone's frames go out from now on
+      ready = true;  // the microphone opens now; its frames go out from now on
+      if (m.hearing) startMic();
+      else $("mic").textContent = "";
       outputRate = m.output_sample_rate;
       setState("listening", "Listening");
       status(m.hearing ? "Talk, or type below." : "Speech-to-text is not available: type below.");
@@ -145,6 +147,12 @@ async function start() {
     stopMic();
   };
   $("stop").disabled = false;
+  $("mic").textContent = "microphone: once the assistant is ready";
+}
+// The microphone opens once the session is ready (the server's models loaded): the page shows
+// "microphone on" only when what the user says is heard. (It used to open at once and drop the
+// frames until then: a question begun while the models loaded was heard as "of France.")
+async function startMic() {
   try {
     // The browser's echo cancellation keeps the assistant's voice out of the microphone. Its noise
     // suppression stays off: Whisper is trained on noisy speech and hears suppressed speech worse
@@ -155,6 +163,7 @@ async function start() {
     const source = ctx.createMediaStreamSource(stream);
     mic = new AudioWorkletNode(ctx, "mic-processor");
     mic.port.onmessage = (e) => { if (ready && ws && ws.readyState === 1) ws.send(e.data); };
+    if (!ready) { stopMic(); return; }  // the connection closed while the browser asked
     source.connect(mic);
     $("mic").textContent = "microphone on";
   } catch (err) {
