@@ -34,7 +34,7 @@ def reminders_for(session: Session) -> Reminders | None:
     from ..tools.timers import Reminders
 
     assert session.store.store is not None
-    return Reminders(session.store.store, session.user_id)
+    return Reminders(session.store.store, session.user_id, run=session.store.run)
 
 
 async def say_when_due(session: Session, reminders: Reminders) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -174,13 +174,22 @@ class Reminders:
 
     ``async for reminder in Reminders(store, user).due(): speak(reminder.text)``: a reminder
     that fell due while nothing was running comes at once; ``wake()`` (called by the timer tools
-    through ``notify``) makes a newly set one count without polling.
+    through ``notify``) makes a newly set one count without polling. ``run(work, *args)`` runs
+    ``work(store, *args)`` off the event loop: the session passes its store thread's
+    (``StoreWorker.run``), so that its reads and writes keep their order; by default a thread.
     """
 
-    def __init__(self, store: Store, user_id: str, clock: Any = time.time):
+    def __init__(
+        self,
+        store: Store,
+        user_id: str,
+        clock: Any = time.time,
+        run: Callable[..., Awaitable[Any]] | None = None,
+    ):
         self.store = store
         self.user_id = user_id
         self.clock = clock
+        self._run = run or (lambda work, *args: asyncio.to_thread(work, store, *args))
         self._changed = asyncio.Event()
 
     def wake(self) -> None:
@@ -191,11 +200,11 @@ class Reminders:
         """Yield each reminder when it falls due (marked said in the store as it is yielded)."""
         while True:
             self._changed.clear()
-            # The store is read on a thread: the event loop never waits on SQLite.
-            pending = await asyncio.to_thread(self.store.pending_reminders, self.user_id)
+            # The event loop never waits on SQLite.
+            pending = await self._run(Store.pending_reminders, self.user_id)
             if pending and pending[0].due_at <= self.clock():
                 first = pending[0]
-                if await asyncio.to_thread(self.store.mark_reminder_fired, self.user_id, first.id):
+                if await self._run(Store.mark_reminder_fired, self.user_id, first.id):
                     yield first
                 continue
             # Capped: a timer set by another process (`tools call set_timer`) has no wake().
