@@ -237,7 +237,9 @@ def test_barge_in_stops_the_voice(server, speak, tmp_path):
         interrupted = await client.wait_for("interrupted", timeout=60, turn=turn)
         done = await client.wait_for("reply_done", turn=turn)
         await sender
-        await client.wait_for("reply_started", timeout=180, after=0, turn=turn + 1)
+        started = await client.wait_for("reply_started", timeout=180, after=0, turn=turn + 1)
+        if "weather" not in started["user_text"].lower():  # "Stop, stop." heard as a turn alone
+            await client.wait_for("reply_started", timeout=180, after=0, turn=turn + 2)
         await client.close()
         return client, turn, interrupted, done
 
@@ -250,7 +252,7 @@ def test_barge_in_stops_the_voice(server, speak, tmp_path):
         "reply_done", turn=turn
     )
     user_texts = [m["user_text"] for m in client.got.of("reply_started")]
-    assert any("weather" in t.lower() for t in user_texts[1:])
+    assert any("weather" in t.lower() for t in user_texts[1:]), user_texts
 
 
 def test_a_client_that_vanishes_mid_reply_keeps_the_turn(server):
