@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -42,6 +43,18 @@ CONFIGS = {
     "quick pause (0.15 s) + check + WebRTC AEC": {
         "PERSLM_VOICE_AUDIO__ECHO_CANCELLATION": "webrtc",
         "PERSLM_VOICE_VAD__SPEAKING_MIN_SPEECH_DURATION": "0.15",
+    },
+    # AEC3's suppressor lets a person's first syllables through in double talk, then bites: the
+    # VAD on its output must decide on those, at the plain threshold.
+    "quick pause (0.1 s at P 0.5) + check + WebRTC AEC": {
+        "PERSLM_VOICE_AUDIO__ECHO_CANCELLATION": "webrtc",
+        "PERSLM_VOICE_VAD__SPEAKING_MIN_SPEECH_DURATION": "0.1",
+        "PERSLM_VOICE_VAD__SPEAKING_THRESHOLD": "0.5",
+    },
+    "quick pause (0.15 s at P 0.5) + check + WebRTC AEC": {
+        "PERSLM_VOICE_AUDIO__ECHO_CANCELLATION": "webrtc",
+        "PERSLM_VOICE_VAD__SPEAKING_MIN_SPEECH_DURATION": "0.15",
+        "PERSLM_VOICE_VAD__SPEAKING_THRESHOLD": "0.5",
     },
     "quick pause (0.15 s) + check, no AEC": {
         "PERSLM_VOICE_AUDIO__ECHO_CANCELLATION": "none",
@@ -77,8 +90,10 @@ def speech(text: str, out: Path) -> np.ndarray:
 def load(path: Path) -> np.ndarray:
     from perslm_voice.audio.resample import resample
 
-    data, rate = sf.read(str(path), dtype="int16", always_2d=True)
-    return resample(data.mean(axis=1).astype(np.int16), rate, RATE_HZ)
+    # float, then int16: libsndfile reads a float WAV (the AMI meetings) as int16 without scaling
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    mono = np.clip(data.mean(axis=1) * 32767, -32768, 32767).astype(np.int16)
+    return resample(mono, rate, RATE_HZ)
 
 
 def level_like(samples: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -97,34 +112,69 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * RATE_HZ), np.int16)
 
 
-def build_recordings(folder: Path) -> dict[str, tuple[Path, bool]]:
-    """name -> (recording, whether a person talks over the reply)."""
+def voiced_span(samples: np.ndarray) -> tuple[float, float]:
+    """(first voiced frame's start, last voiced frame's end) in seconds, as the Silero VAD hears
+    ``samples`` alone: where a person's speech truly begins and a question truly ends."""
+    from perslm_voice.audio.vad import create_vad
+    from perslm_voice.config import VADConfig
+
+    vad = create_vad(VADConfig())
+    n = vad.frame_samples
+    voiced = [
+        i
+        for i in range(len(samples) // n)
+        if vad.speech_probability(samples[i * n : (i + 1) * n]) >= 0.5
+    ]
+    return voiced[0] * n / RATE_HZ, (voiced[-1] + 1) * n / RATE_HZ
+
+
+class Recording(NamedTuple):
+    path: Path
+    # where the question's speech ends and the person's begins, in seconds of the recording:
+    # the person's true onset, for onset -> silence (None: nobody talks over a reply)
+    question_end_s: float | None = None
+    person_onset_s: float | None = None
+
+
+def build_recordings(folder: Path) -> dict[str, Recording]:
     question = speech("Tell me a short story about a brave little dragon.", folder / "q.wav")
     second = speech("What is the capital of France?", folder / "q2.wav")
     # vosk_test.wav is recorded 18 dB below Piper's voice: bring the person to the assistant's
     # level (at the microphone a person is about as loud as the speakers; the room then halves it).
-    person = level_like(load(AUDIO / "vosk_test.wav"), question)
-    first_group = person[: int(3.4 * RATE_HZ)]  # "one zero zero zero one", one utterance
+    digits = level_like(load(AUDIO / "vosk_test.wav"), question)
+    first_group = digits[: int(3.4 * RATE_HZ)]  # "one zero zero zero one", one utterance
     # A reply is at most ~13 s of speech (48 tokens) and starts ~1 s after its question: 16 s of
     # silence after each question leaves the room to the assistant's voice alone.
     listen = silence(16)
-    recordings = {
-        "question, then listen": ([silence(0.5), question, listen], False),
-        "three questions": (
-            [silence(0.5), question, listen, first_group, listen, second, listen],
-            False,
-        ),
-        # The reply starts about 1.5 s after the question ends; the person starts ~1 s into it.
-        "person talks over the reply": (
-            [silence(0.5), question, silence(2.5), person, silence(6)],
-            True,
-        ),
+    plain = {
+        "question, then listen": [silence(0.5), question, listen],
+        "three questions": [silence(0.5), question, listen, first_group, listen, second, listen],
     }
     out = {}
-    for name, (parts, barge) in recordings.items():
+    for name, parts in plain.items():
         path = folder / (name.replace(" ", "_").replace(",", "") + ".wav")
         sf.write(str(path), np.concatenate(parts), RATE_HZ)
-        out[name] = (path, barge)
+        out[name] = Recording(path)
+    # Real people talking over the reply, at different moments of it (the reply starts about
+    # 1-1.5 s after the question ends): the digits, "One, two, three." and a far-field meeting
+    # voice (AMI trn09, one woman talking alone from 6.1 s).
+    people = {
+        "digits": digits,
+        "one two three": level_like(load(AUDIO / "english.wav"), question),
+        "meeting voice": level_like(load(AUDIO / "ami_trn09.wav")[int(6.1 * RATE_HZ) :], question)[
+            : int(6 * RATE_HZ)
+        ],
+    }
+    _, q_end = voiced_span(question)
+    for who, after_s in (("digits", 2.5), ("one two three", 3.5), ("meeting voice", 5.0)):
+        person = people[who]
+        onset, _ = voiced_span(person)
+        parts = [silence(0.5), question, silence(after_s), person, silence(6)]
+        name = f"{who} over the reply"
+        path = folder / (name.replace(" ", "_") + ".wav")
+        sf.write(str(path), np.concatenate(parts), RATE_HZ)
+        start = 0.5 + len(question) / RATE_HZ + after_s
+        out[name] = Recording(path, 0.5 + q_end, start + onset)
     return out
 
 
@@ -135,6 +185,7 @@ def run(recording: Path, room: str, env: dict[str, str], home: Path) -> list[dic
     full_env.setdefault("PERSLM_VOICE_LLM__MAX_TOKENS", "48")
     args = ["--user", "bench", "--input-mode", "voice", "--audio-input", str(recording)]
     args += ["--audio-output", str(home / "reply.wav"), "--echo-room", room]
+    args += ["--log-level", "info", "--log-file", str(home / "log.txt")]
     result = subprocess.run(
         [sys.executable, "-m", "perslm_voice", *args],
         env=full_env,
@@ -150,6 +201,12 @@ def run(recording: Path, room: str, env: dict[str, str], home: Path) -> list[dic
         ).fetchall()
     keys = ("role", "text", "source", "interrupted", "heard", "timings")
     return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def false_pauses(home: Path) -> int:
+    """Times the reply paused for a sound and resumed (the check found our echo or no words)."""
+    log = home / "log.txt"
+    return log.read_text().count("the reply resumes") if log.exists() else 0
 
 
 # What the people in the recordings say (the person also says digits, heard as figures).
@@ -173,6 +230,15 @@ def is_phantom(user_text: str, replies: list[str]) -> bool:
     return bool(words) and len(ours) / len(words) >= 0.5
 
 
+def true_onset(recording: Recording, marks_of: list[dict[str, float]]) -> float | None:
+    """When the person truly began talking over the reply, on the session's clock: the question's
+    end of speech as the session marked it places the recording on that clock."""
+    ends = [m["speech_end"] for m in marks_of if "speech_end" in m]
+    if not ends or recording.question_end_s is None or recording.person_onset_s is None:
+        return None
+    return min(ends) + (recording.person_onset_s - recording.question_end_s)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--room", default="150:0.5", help="DELAY_MS:GAIN[:NOISE_DB]")
@@ -193,14 +259,17 @@ def main(argv: list[str] | None = None) -> None:
     recordings = build_recordings(folder)
     print(f"echo room {opts.room}; recordings in {folder}")
     for name, env in chosen.items():
-        self_interrupted = phantom = barge_ok = barge_total = 0
+        self_interrupted = phantom = barge_ok = barge_total = paused_for_nothing = 0
         stops_ms: list[float] = []
-        onsets_ms: list[float] = []  # the person's first sound -> the reply silent
+        onsets_ms: list[float] = []  # the person's first voiced frame -> the reply silent
+        heard_ms: list[float] = []  # ... from where our VAD heard them begin
         checks_ms: list[float] = []
-        for recording_name, (path, barge) in recordings.items():
+        for recording_name, recording in recordings.items():
+            barge = recording.person_onset_s is not None
             for i in range(opts.runs):
                 home = folder / f"home-{abs(hash((name, recording_name, i)))}"
-                turns = run(path, opts.room, env, home)
+                turns = run(recording.path, opts.room, env, home)
+                paused_for_nothing += false_pauses(home)
                 # A user turn made of an earlier reply's words (the model may parrot the user).
                 phantom += sum(
                     is_phantom(
@@ -209,14 +278,12 @@ def main(argv: list[str] | None = None) -> None:
                     for k, t in enumerate(turns)
                     if t["role"] == "user"
                 )
-                for turn in turns:
-                    marks = json.loads(turn["timings"] or "{}")
+                marks_of = [json.loads(t["timings"] or "{}") for t in turns]
+                for marks in marks_of:
                     if "barge_in_detected" in marks and "silenced" in marks:
                         stops_ms.append((marks["silenced"] - marks["barge_in_detected"]) * 1000)
                     if "barge_in_speech_start" in marks and "silenced" in marks:
-                        onsets_ms.append(
-                            (marks["silenced"] - marks["barge_in_speech_start"]) * 1000
-                        )
+                        heard_ms.append((marks["silenced"] - marks["barge_in_speech_start"]) * 1000)
                     if "barge_in_verified" in marks:
                         checks_ms.append(
                             (marks["barge_in_verified"] - marks["barge_in_detected"]) * 1000
@@ -225,6 +292,10 @@ def main(argv: list[str] | None = None) -> None:
                 if barge:  # the person goes on talking: later interruptions may be theirs
                     barge_total += 1
                     barge_ok += bool(interrupted)
+                    onset = true_onset(recording, marks_of)
+                    silenced = [m["silenced"] for m in marks_of if "silenced" in m]
+                    if onset is not None and silenced:
+                        onsets_ms.append((min(silenced) - onset) * 1000)
                 else:
                     self_interrupted += len(interrupted)
                 print(
@@ -241,8 +312,10 @@ def main(argv: list[str] | None = None) -> None:
 
         print(
             f"{name}: self-interruptions {self_interrupted}, phantom turns {phantom}, "
+            f"paused and resumed {paused_for_nothing}, "
             f"barge-in {barge_ok}/{barge_total}, onset -> silence ms p50 {pct(onsets_ms, 50)} "
-            f"p95 {pct(onsets_ms, 95)}, stop ms p50 {pct(stops_ms, 50)} "
+            f"p95 {pct(onsets_ms, 95)} (from the VAD's onset p50 {pct(heard_ms, 50)} "
+            f"p95 {pct(heard_ms, 95)}), stop ms p50 {pct(stops_ms, 50)} "
             f"p95 {pct(stops_ms, 95)}, check ms p50 {pct(checks_ms, 50)} p95 {pct(checks_ms, 95)}"
         )
 

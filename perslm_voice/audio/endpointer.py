@@ -137,9 +137,10 @@ class Endpointer:
         self._pre_roll.clear()
         self._reset_utterance()
 
-    def process(self, frame: AudioFrame) -> list[Event]:
-        """Consume one frame; return the events it causes (usually none)."""
-        prob = self.vad.speech_probability(frame.samples)
+    def process(self, frame: AudioFrame, heard: np.ndarray | None = None) -> list[Event]:
+        """Consume one frame; return the events it causes (usually none). ``heard``: the same
+        frame with our echo cancelled, for the VAD to judge (the utterance keeps ``frame``)."""
+        prob = self.vad.speech_probability(frame.samples if heard is None else heard)
         samples = frame.samples
         t_frame_start = frame.t_capture - len(samples) / frame.sample_rate_hz
         if not self._candidate:

@@ -122,9 +122,10 @@ class BargeInJudge:
                     if not await listener.wait_quiet(HOLD_RECHECK_S):
                         continue
                 log.info(
-                    "echo: not (yet) a barge-in (%r, checked in %.0f ms)",
+                    "echo: not (yet) a barge-in (%r, checked in %.0f ms)%s",
                     text,
                     (verified - detected) * 1000,
+                    "; the reply resumes" if paused else "",
                 )
                 if paused:
                     speaker.resume()

@@ -4,8 +4,9 @@ The path of a voice turn, top to bottom::
 
     push(frame)                       the front-end hands over a frame (on the event loop)
       -> bounded queue                on overflow the oldest frame is dropped and counted
-      -> EchoGuard.clean              echo cancellation, when configured
+      -> EchoGuard.clean              echo cancellation, when configured: what the VAD hears
       -> Endpointer.process           VAD: SpeechStarted, SpeechPaused, SpeechResumed, SpeechEnded
+                                      (the utterance keeps the microphone's own frames)
       -> while speech goes on         every partial_interval_s, when no other transcription runs,
                                       the words so far: PartialTranscript (not while we talk)
       -> SpeechPaused: STT starts     speculatively, inside the end-of-speech window
@@ -195,10 +196,12 @@ class Listener:
                     for event in self.endpointer.flush():
                         self._handle(event)
                     break
-                if self.guard is not None:
-                    item = self.guard.clean(item)
+                # The canceller's output decides whether someone speaks; what was said is read
+                # from the microphone as it was (the transcriber and the sound check take our
+                # voice out themselves): AEC3's suppressor bites into a person's first words.
+                heard = self.guard.clean(item).samples if self.guard is not None else None
                 self._recent.append(item)
-                for event in self.endpointer.process(item):
+                for event in self.endpointer.process(item, heard):
                     self._handle(event)
                 self._maybe_partial(item.t_capture)
                 self._update_quiet()
@@ -364,7 +367,9 @@ class Listener:
             detection = Detection.WORDS
         if self._speculation is not speculation:
             return  # the user went on meanwhile
-        decision: TurnDecision = decide(detection, text, p)
+        decision: TurnDecision = decide(
+            detection, text, p, self.endpointer.vad_config.smart_turn_threshold
+        )
         log.debug("turn: %s", decision.describe())
         if not decision.complete:
             return
