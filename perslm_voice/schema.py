@@ -101,8 +101,15 @@ class VADConfig(Section):
     turn_pause_s: float = Field(
         0.2, ge=0.05, le=2.0, description="words/smart_turn: seconds of silence before deciding"
     )
+    smart_turn_threshold: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="smart_turn: the model's P(complete) that ends a turn at once (the model's"
+        " own cut-off is 0.5; 0.7 halves the timer's false cut-offs in scripts/bench_turns.py)",
+    )
     turn_max_wait_s: float = Field(
-        1.5,
+        1.0,
         ge=0.1,
         le=10.0,
         description="words/smart_turn: seconds of silence that end a turn judged unfinished",

@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from perslm_voice.audio import Endpointer, FileSource, SpeechPaused, create_vad  # noqa: E402
-from perslm_voice.audio.turn_detector import decide  # noqa: E402
+from perslm_voice.audio.turn_detector import SMART_TURN_THRESHOLD, decide  # noqa: E402
 from perslm_voice.config import AudioSettings, SpeechConfig, VADConfig  # noqa: E402
 from perslm_voice.events import AudioFrame, SpeechEnded  # noqa: E402
 from perslm_voice.stt import create_stt  # noqa: E402
@@ -245,6 +245,7 @@ class Deciders:
 
 
 def run(scene: Scene, spec: str, deciders: Deciders, pause_s: float, max_wait_s: float) -> Result:
+    spec, _, threshold = spec.partition("@")
     detection, _, value = spec.partition(":")
     silence_s = float(value) if detection == "silence" and value else 0.5
     audio = AudioSettings(silence_duration=silence_s)
@@ -273,9 +274,12 @@ def run(scene: Scene, spec: str, deciders: Deciders, pause_s: float, max_wait_s:
                     # "stream": the model hears the last 8 s, pieces already ended included.
                     heard = samples[: (i + 1) * FRAME] if value == "stream" else event.audio
                     p, model_ms = deciders.probability(heard)
-                decision = decide(detection, text, p)
+                decision = decide(
+                    detection, text, p, float(threshold) if threshold else SMART_TURN_THRESHOLD
+                )
                 # In the listener the model runs beside Whisper: the slower of the two counts.
                 cost_ms = max(stt_ms, model_ms)
+                transcribed[event.t_end] = t + cost_ms / 1000
                 result.decide_ms.append(model_ms)
                 if decision.complete:
                     for ended in endpointer.end_now():
@@ -350,26 +354,33 @@ def main() -> int:
         help="silence[:seconds], words, smart_turn[:stream] (repeatable; default: all of them,"
         " silence at 0.5 and 1.0 s)",
     )
-    parser.add_argument("--pause", type=float, default=0.2, help="vad.turn_pause_s")
-    parser.add_argument("--max-wait", type=float, default=1.5, help="vad.turn_max_wait_s")
+    defaults = VADConfig()
+    parser.add_argument(
+        "--pause", type=float, default=defaults.turn_pause_s, help="vad.turn_pause_s"
+    )
+    parser.add_argument(
+        "--max-wait", type=float, default=defaults.turn_max_wait_s, help="vad.turn_max_wait_s"
+    )
     parser.add_argument(
         "--scene", action="append", choices=SCENES, help="repeatable; default: all of them"
     )
     args = parser.parse_args()
     for spec in args.detector or []:
-        detection, _, value = spec.partition(":")
+        base, _, threshold = spec.partition("@")
+        detection, _, value = base.partition(":")
         if detection not in ("silence", "words", "smart_turn") or (
-            value and value != "stream" and detection != "silence"
+            value and value not in ("stream", "piece") and detection != "silence"
         ):
             parser.error(
-                f"unknown detector {spec!r}: use silence[:seconds], words, smart_turn[:stream]"
+                f"unknown detector {spec!r}: use silence[:seconds], words,"
+                " smart_turn[:stream|piece][@threshold]"
             )
     specs = args.detector or [
         "silence:0.5",
         "silence:1.0",
         "words",
-        "smart_turn",
-        "smart_turn:stream",
+        f"smart_turn:stream@{SMART_TURN_THRESHOLD}",
+        "smart_turn:stream@0.7",
     ]
     all_scenes = scenes(args.scene or list(SCENES))
     deciders = Deciders()
