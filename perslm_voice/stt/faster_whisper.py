@@ -37,6 +37,16 @@ QUICK_CHECK_MIN_S = 1.5  # shorter speech is padded with silence for the quick c
 QUICK_CHECK_PAD_S = 8.0  # ... this much: a lone word unpadded is often "zh" to it, and sure of it
 MAX_PROMPT_TOKENS = 223  # as faster-whisper: half the decoder's 448 positions, less one
 MAX_NEW_TOKENS = 448 - MAX_PROMPT_TOKENS - 5  # what is left after the longest prompt
+# CTranslate2 runs Whisper's two input convolutions through oneDNN, which compiles and keeps one
+# primitive per input length, up to 1024 by default, and never frees them: the window of an
+# utterance over 8 s (its length + 2 s) and the language check's unpadded reading are a new length
+# almost every time.
+# Measured with scripts/mem_probe.py (0.5-10 s of real speech): tiny.en grew 105 MB over 600
+# utterances, the base model's language check 327 MB over 300, a voice turn (both) 74 MB over
+# 150, with no plateau; with 32 entries (least recently used first out) the last grew 18 MB over
+# 600 and stayed flat after the first 100. A miss costs about 1 ms (two convolutions) against
+# 150-250 ms a turn. Read once, at oneDNN's first convolution; a value set by the user wins.
+ONEDNN_CACHE_ENTRIES = "32"
 
 
 def _repeats(text: str, n: int = 3) -> bool:
@@ -50,6 +60,7 @@ def _load_model(path: Path, config: SpeechConfig) -> Any:
     from faster_whisper import WhisperModel
 
     threads = config.cpu_threads or os.cpu_count() or 1
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_ENTRIES)
     try:
         return WhisperModel(
             str(path), device="cpu", compute_type=config.compute_type, cpu_threads=threads
