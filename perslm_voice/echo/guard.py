@@ -55,6 +55,13 @@ class EchoGuard:
             return mic, None
         return self.reference.separate(mic, t0)
 
+    def share_not_ours(self, mic: np.ndarray, t0: float) -> float | None:
+        """The share of ``mic`` that is not our voice, through the room as last fitted (cheap);
+        None when the sound check is off or nothing we played can be in it."""
+        if self.reference is None:
+            return None
+        return self.reference.share_not_ours(mic, t0)
+
     def may_echo(self, t_speech_start: float) -> bool:
         """Our voice was audible lately: speech that began at ``t_speech_start`` may be its echo,
         and is to be checked before it interrupts us."""

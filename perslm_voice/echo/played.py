@@ -122,8 +122,21 @@ class _Reference:
         return np.clip(out, -32768, 32767).astype(np.int16)
 
 
+@dataclass(frozen=True)
+class EchoFit:
+    """One block's fit: the delay of the filter's first tap (seconds from played to heard) and
+    the filter (taps, first tap first)."""
+
+    delay_s: float
+    weights: np.ndarray
+
+
 def remove_echo(
-    mic: np.ndarray, played: np.ndarray, taps: int = ECHO_FIT_TAPS, block: int = ECHO_FIT_BLOCK
+    mic: np.ndarray,
+    played: np.ndarray,
+    taps: int = ECHO_FIT_TAPS,
+    block: int = ECHO_FIT_BLOCK,
+    fits: list[EchoFit] | None = None,
 ) -> np.ndarray:
     """``mic`` less the part of it that ``played`` explains: a person talking over our voice, with
     our voice taken out (float64). ``played`` is what the speakers played from
@@ -135,6 +148,7 @@ def remove_echo(
     pieces we played (each is timed by its own hook). A person's voice does not correlate with
     ours, so the fit leaves it in. A reverberant room leaves more of our voice, so the share of
     sound left can only say "echo" when it is sure; the transcript check decides the rest.
+    ``fits``, when given, gets each block's fit.
     """
     x = mic.astype(np.float64)
     ref = played.astype(np.float64)
@@ -145,13 +159,15 @@ def remove_echo(
     edges = np.linspace(0, len(x), pieces + 1).astype(int)
     return np.concatenate(
         [
-            _fit_block(x[lo:hi], ref[lo : hi + lag_max], taps)
+            _fit_block(x[lo:hi], ref[lo : hi + lag_max], taps, fits)
             for lo, hi in zip(edges[:-1], edges[1:], strict=True)
         ]
     )
 
 
-def _fit_block(x: np.ndarray, ref: np.ndarray, taps: int) -> np.ndarray:
+def _fit_block(
+    x: np.ndarray, ref: np.ndarray, taps: int, fits: list[EchoFit] | None = None
+) -> np.ndarray:
     """What is left of ``x`` when ``ref`` (``len(x) + lags`` samples), delayed and filtered at its
     best lag, is taken away."""
     if not len(x) or float(x @ x) <= 0.0 or float(ref @ ref) <= 0.0:
@@ -159,7 +175,12 @@ def _fit_block(x: np.ndarray, ref: np.ndarray, taps: int) -> np.ndarray:
     lags = len(ref) - len(x) + 1
     size = 1 << int(np.ceil(np.log2(len(ref) + len(x))))
     corr = np.fft.irfft(np.fft.rfft(ref, size) * np.conj(np.fft.rfft(x, size)), size)[:lags]
-    best = int(np.argmax(np.abs(corr)))
+    # Normalized by the reference's energy at each lag: raw, a loud vowel of ours elsewhere in
+    # the window outscores the true delay of a quieter stretch ("far, far away": 2 checks in 10
+    # on our pure echo fitted the wrong lag and called it 90 % someone else).
+    energy = np.concatenate([[0.0], np.cumsum(ref * ref)])
+    at_lag = energy[len(x) : len(x) + lags] - energy[:lags]
+    best = int(np.argmax(np.abs(corr) / np.sqrt(np.maximum(at_lag, 1e-9 * energy[-1] + 1e-12))))
     lo, hi = max(0, best - taps // 2), min(lags, best + taps // 2)
     shifted = np.lib.stride_tricks.sliding_window_view(ref[lo : hi - 1 + len(x)], len(x))
     # Least squares through the normal equations (taps x taps), with a whisper of ridge for
@@ -173,6 +194,8 @@ def _fit_block(x: np.ndarray, ref: np.ndarray, taps: int) -> np.ndarray:
         weights = np.linalg.solve(gram, shifted @ x)
     except np.linalg.LinAlgError:
         return x
+    if fits is not None:
+        fits.append(EchoFit(ECHO_MAX_DELAY_S - lo / SAMPLE_RATE_HZ, weights))
     return x - weights @ shifted
 
 
@@ -181,6 +204,7 @@ class EchoReference:
 
     def __init__(self) -> None:
         self._reference = _Reference()
+        self._fit: EchoFit | None = None  # the last fit ``separate`` made: the room, lately
 
     def played(self, chunk: AudioChunk, t_start: float) -> None:
         self._reference.played(chunk, t_start)
@@ -198,6 +222,23 @@ class EchoReference:
             return False
         return is_our_echo(len(mic), self.separate(mic, t0)[1])
 
+    def share_not_ours(self, mic: np.ndarray, t0: float) -> float | None:
+        """The share of ``mic``'s energy that is not our voice, through the room as the last
+        ``separate`` found it (its delay and filter): a fraction of a millisecond, where a new
+        fit costs tens, for listening every 0.1 s while we talk. A new fit when there is none."""
+        fit = self._fit
+        if fit is None:
+            return self.separate(mic, t0)[1]
+        taps = len(fit.weights)
+        played = self._reference.render(t0 - fit.delay_s, len(mic) + taps - 1, keep=True)
+        x = mic.astype(np.float64)
+        energy = float(x @ x)
+        if energy <= 0.0 or not np.any(played):
+            return None
+        shifted = np.lib.stride_tricks.sliding_window_view(played.astype(np.float64), len(x))
+        rest = x - fit.weights @ shifted[:taps]
+        return min(1.0, float(rest @ rest) / energy)
+
     def separate(self, mic: np.ndarray, t0: float) -> tuple[np.ndarray, float | None]:
         """``mic`` (int16, captured from ``t0`` on) with our voice taken out, and the share of its
         energy that is not our voice; (``mic``, None) when nothing we played can be in it."""
@@ -206,7 +247,10 @@ class EchoReference:
         energy = float(x @ x)
         if energy <= 0.0 or not np.any(played):
             return mic, None
-        rest = remove_echo(x, played)
+        fits: list[EchoFit] = []
+        rest = remove_echo(x, played, fits=fits)
+        if fits:
+            self._fit = fits[-1]
         share = min(1.0, float(rest @ rest) / energy)
         log.debug(
             "echo: %.0f %% of the sound is not our voice (%.1f s)",
