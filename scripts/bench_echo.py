@@ -296,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
                     silenced = [m["silenced"] for m in marks_of if "silenced" in m]
                     if onset is not None and silenced:
                         onsets_ms.append((min(silenced) - onset) * 1000)
+                        print(f"  onset -> silence {onsets_ms[-1]:.0f} ms", end="")
                 else:
                     self_interrupted += len(interrupted)
                 print(

@@ -5,9 +5,11 @@ Pause first, decide after. Speech that starts while our voice is audible is chec
 pause. Otherwise the reply is paused (a real barge-in is silenced within milliseconds), the first
 fraction of a second of the speech is transcribed with our voice taken out, and the reply either
 resumes (our own words) or is interrupted (the user). While that utterance goes on (our echo keeps
-it open) its latest second is checked again, so a user who starts talking inside our echo still
-interrupts. A sound mostly not ours that gives no words yet keeps the reply quiet while it is
-heard again, twice at most, on all of it. The rules themselves live in perslm_voice/echo.py.
+it open) its sound is listened to every 0.1 s, through the room as the last check fitted it, and
+its latest second is checked again every 0.5 s: a user who starts talking inside our echo pauses
+the reply at their first syllable (a sound mostly not ours), and is heard out as above. A sound
+mostly not ours that gives no words yet keeps the reply quiet while it is heard again, twice at
+most, on all of it. The rules themselves live in perslm_voice/echo/rules.py.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from collections.abc import Callable
 
 from ..echo import EchoGuard
+from ..echo.rules import ECHO_MIN_SAMPLES
 from ..errors import PerslmVoiceError
 from .listener import Listener
 from .speaker import Speaker
@@ -26,6 +29,12 @@ log = logging.getLogger(__name__)
 
 ECHO_RECHECK_S = 0.5  # while speech that began as our echo goes on, check it again this often
 ECHO_RECHECK_WINDOW_S = 1.2  # ... on its latest audio
+# Between those checks, its sound alone, this often on its latest fraction of a second: a person
+# who starts talking inside our echo pauses the reply at their first syllable, not at the next
+# check (through the room as the last check fitted it: well under a millisecond; words are asked
+# for only when the sound is not ours).
+SOUND_RECHECK_S = 0.1
+SOUND_WINDOW_S = 0.4
 HOLD_RECHECK_S = 0.3  # someone else's sound with no words yet: stay quiet, listen this much more
 HOLD_RECHECKS = 2  # ... at most this many times, then the reply goes on
 
@@ -73,16 +82,17 @@ class BargeInJudge:
         since = t_start
         held: tuple[float, float] | None = None  # (detected, silenced): kept quiet to listen on
         holds = 0
+        someone = False  # the sound alone said someone else is talking: pause, then listen
         while self._replying():
-            audio, not_ours = listener.hear_recent(since)
-            if guard.sound_is_ours(len(audio), not_ours):
+            audio, not_ours = listener.recent.hear(since)
+            if guard.sound_is_ours(len(audio), not_ours) and not someone:
                 # The sound is what we are playing, come back: no need to pause or transcribe.
                 log.info("echo: the sound heard is our own voice")
                 if held is not None:
                     speaker.resume()
                     held = None
             else:
-                paused = first or held is not None
+                paused = first or held is not None or someone
                 if held is not None:
                     detected, silenced = held
                 else:
@@ -101,6 +111,7 @@ class BargeInJudge:
                     return
                 if guard.is_barge_in(text, not_ours, t_start, paused):
                     log.info("barge-in: %r is not our echo", text)
+                    listener.user_speaks_from(since)
                     self._barge_in(
                         "voice",
                         t_start,
@@ -131,6 +142,28 @@ class BargeInJudge:
                     speaker.resume()
                 held = None
             first = False
-            if await listener.wait_quiet(ECHO_RECHECK_S):
-                return
-            since = time.monotonic() - ECHO_RECHECK_WINDOW_S
+            heard = await self._listen(ECHO_RECHECK_S)
+            if heard is None:
+                return  # the speech ended
+            someone = heard
+            since = time.monotonic() - (SOUND_WINDOW_S if someone else ECHO_RECHECK_WINDOW_S)
+
+    async def _listen(self, timeout_s: float) -> bool | None:
+        """While speech heard over the reply goes on: True as soon as its latest sound is mostly
+        not our voice, False after ``timeout_s`` without that, None when the speech ends first."""
+        listener, guard = self.listener, self.guard
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            if await listener.wait_quiet(min(SOUND_RECHECK_S, left)):
+                return None
+            # On the loop (the frames it reads are appended there): a fraction of a millisecond.
+            samples, not_ours = listener.recent.not_ours_lately(SOUND_WINDOW_S)
+            if samples < ECHO_MIN_SAMPLES or not guard.someone_else(not_ours):
+                continue
+            # The room as last fitted may be stale (each piece we play is timed by its own
+            # hook): a new fit on the same sound says (a few ms, and only now).
+            _, not_ours = listener.recent.hear(time.monotonic() - SOUND_WINDOW_S)
+            if guard.someone_else(not_ours):
+                log.info("barge-in: someone else's sound over our voice; checking its words")
+                return True
+        return False

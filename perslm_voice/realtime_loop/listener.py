@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -48,6 +47,7 @@ from ..events import (
     UserText,
 )
 from ..stt.base import STT
+from .recent import BARGE_IN_PRE_ROLL_S, RecentAudio
 from .transcriber import Heard, Transcriber, rejected
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,6 @@ RECENT_AUDIO_S = 3.0  # audio the listener keeps for a barge-in check
 # Smart Turn reads the last 8 s, earlier pieces of speech included: on bench_turns.py the model
 # hearing the stream cut 11 of 25 turns, hearing only the piece since the last end 14.
 TURN_CONTEXT_S = 8.0
-BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
 FIRST_PARTIAL_S = 0.3  # speech (from its first voiced frame) before the first partial transcript
 
 
@@ -118,6 +117,7 @@ class Listener:
         # P(complete) of the turn so far from its sound (the Smart Turn model, loading), or None.
         self.turn_model = turn_model
         self._turn_end: TurnEnd | None = None  # set while end_now() ends an utterance
+        self._user_from: float | None = None  # see user_speaks_from
         self._turn_task: asyncio.Task[None] | None = None
         self._frames: asyncio.Queue[AudioFrame | InputEnded] = asyncio.Queue()
         self._utterances: asyncio.Queue[
@@ -125,7 +125,7 @@ class Listener:
         ] = asyncio.Queue()
         self._speculation: tuple[float, asyncio.Future[Heard]] | None = None
         recent_s = TURN_CONTEXT_S if turn_model is not None else RECENT_AUDIO_S
-        self._recent: deque[AudioFrame] = deque(maxlen=round(recent_s / 0.032))
+        self.recent = RecentAudio(recent_s, guard)
         self._quiet = asyncio.Event()
         self._quiet.set()
         self._monologue = False  # the last utterance was cut at max_duration: more will follow
@@ -169,19 +169,6 @@ class Listener:
             return False
         return True
 
-    def hear_recent(self, since: float) -> tuple[np.ndarray, float | None]:
-        """The audio heard since ``since`` (with the pre-roll) with our voice taken out, and the
-        share of it that is not our voice (None when nothing we played can be in it, or the
-        sound check is off): for a barge-in candidate."""
-        frames = [f for f in self._recent if f.t_capture > since - BARGE_IN_PRE_ROLL_S]
-        if not frames:
-            return np.zeros(0, np.int16), None
-        audio = np.concatenate([f.samples for f in frames])
-        if self.guard is None:
-            return audio, None
-        t0 = frames[0].t_capture - len(frames[0].samples) / frames[0].sample_rate_hz
-        return self.guard.separate(audio, t0)
-
     # -- the work --------------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -200,7 +187,7 @@ class Listener:
                 # from the microphone as it was (the transcriber and the sound check take our
                 # voice out themselves): AEC3's suppressor bites into a person's first words.
                 heard = self.guard.clean(item).samples if self.guard is not None else None
-                self._recent.append(item)
+                self.recent.append(item)
                 for event in self.endpointer.process(item, heard):
                     self._handle(event)
                 self._maybe_partial(item.t_capture)
@@ -233,16 +220,15 @@ class Listener:
         elif isinstance(event, SpeechPaused) and not self._monologue:
             # Start speech-to-text inside the silence window; kept only if the user is done.
             # (Not at the end of a cut monologue: the whole turn is read when it ends.)
-            task = asyncio.ensure_future(
-                self.transcriber.transcribe(event.audio, self._t_audio(event.audio))
-            )
+            paused, t0 = self._users_part(event)
+            task = asyncio.ensure_future(self.transcriber.transcribe(paused.audio, t0))
             speculation = (event.t_end, task)
             self._speculation = speculation
             probability = None
             model = self._loaded_turn_model()
             if self.endpointer.early_turns and model is not None:
                 # On the other core while Whisper transcribes the same pause.
-                heard = np.concatenate([f.samples for f in self._recent])
+                heard = self.recent.samples()
                 probability = asyncio.ensure_future(asyncio.to_thread(model, heard))
                 # Read its error even when no decision is made (the user went on): _decide_turn
                 # says it when one is.
@@ -264,7 +250,9 @@ class Listener:
             if turn_end is None and self.endpointer.early_turns:
                 turn_end = TurnEnd("silence", time.monotonic())
             self._emit(event)
-            self._utterances.put_nowait((event, early, self._t_audio(event.audio), turn_end))
+            ended, t0 = self._users_part(event)
+            self._user_from = None
+            self._utterances.put_nowait((ended, early, t0, turn_end))
 
     def _loaded_turn_model(self) -> Callable[[np.ndarray], float] | None:
         """The Smart Turn model once it has loaded (until then, and without it, words decide)."""
@@ -313,12 +301,28 @@ class Listener:
         if text and utterance == self._utterance and pending:
             self._emit(PartialTranscript(text))
 
+    def user_speaks_from(self, t: float) -> None:
+        """A barge-in heard the user from ``t`` on, inside an utterance our echo opened: it is
+        read from there (before, it is our voice, and its sound would call the turn our echo)."""
+        self._user_from = t
+
+    def _users_part(self, event: Any) -> tuple[Any, float | None]:
+        """``event`` (SpeechPaused or SpeechEnded) cut to the user's part, and when it begins."""
+        t0 = self._t_audio(event.audio)
+        if self._user_from is None or t0 is None:
+            return event, t0
+        cut = round((self._user_from - BARGE_IN_PRE_ROLL_S - t0) * SAMPLE_RATE_HZ)
+        if not 0 < cut < len(event.audio):
+            return event, t0
+        t_cut = t0 + cut / SAMPLE_RATE_HZ
+        return replace(event, audio=event.audio[cut:], t_start=max(event.t_start, t_cut)), t_cut
+
     def _t_audio(self, audio: Any) -> float | None:
         """When the first sample of an event's ``audio`` was captured: it ends with the frame
         just handled (the endpointer joins whole frames)."""
-        if not self._recent:
+        if not self.recent.frames:
             return None
-        return self._recent[-1].t_capture - len(audio) / SAMPLE_RATE_HZ
+        return self.recent.frames[-1].t_capture - len(audio) / SAMPLE_RATE_HZ
 
     def _drop_speculation(self) -> None:
         if self._speculation is None:

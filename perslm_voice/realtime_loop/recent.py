@@ -1,0 +1,54 @@
+"""The last seconds the listener heard, and what the barge-in check asks of them: the audio since
+a moment with our voice taken out, and how much of the latest sound is not our voice."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+
+from ..echo import EchoGuard
+from ..events import AudioFrame
+
+BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
+
+
+class RecentAudio:
+    """The microphone's latest frames (as heard, before any echo cancellation)."""
+
+    def __init__(self, seconds: float, guard: EchoGuard | None):
+        self.frames: deque[AudioFrame] = deque(maxlen=round(seconds / 0.032))
+        self.guard = guard
+
+    def append(self, frame: AudioFrame) -> None:
+        self.frames.append(frame)
+
+    def samples(self) -> np.ndarray:
+        return np.concatenate([f.samples for f in self.frames])
+
+    def _since(self, t: float) -> tuple[np.ndarray, float] | None:
+        frames = [f for f in self.frames if f.t_capture > t]
+        if not frames:
+            return None
+        t0 = frames[0].t_capture - len(frames[0].samples) / frames[0].sample_rate_hz
+        return np.concatenate([f.samples for f in frames]), t0
+
+    def hear(self, since: float) -> tuple[np.ndarray, float | None]:
+        """The audio heard since ``since`` (with the pre-roll) with our voice taken out, and the
+        share of it that is not our voice (None when nothing we played can be in it, or the
+        sound check is off): for a barge-in candidate."""
+        heard = self._since(since - BARGE_IN_PRE_ROLL_S)
+        if heard is None:
+            return np.zeros(0, np.int16), None
+        if self.guard is None:
+            return heard[0], None
+        return self.guard.separate(*heard)
+
+    def not_ours_lately(self, seconds: float) -> tuple[int, float | None]:
+        """(samples, the share not our voice) of the latest ``seconds`` heard, through the room
+        as last fitted: the barge-in check's quick listen between its checks."""
+        heard = self._since(time.monotonic() - seconds)
+        if heard is None or self.guard is None:
+            return 0, None
+        return len(heard[0]), self.guard.share_not_ours(*heard)
