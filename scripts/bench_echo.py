@@ -289,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
                             (marks["barge_in_verified"] - marks["barge_in_detected"]) * 1000
                         )
                 interrupted = [t for t in turns if t["role"] == "assistant" and t["interrupted"]]
+                note = ""
                 if barge:  # the person goes on talking: later interruptions may be theirs
                     barge_total += 1
                     barge_ok += bool(interrupted)
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
                     silenced = [m["silenced"] for m in marks_of if "silenced" in m]
                     if onset is not None and silenced:
                         onsets_ms.append((min(silenced) - onset) * 1000)
-                        print(f"  onset -> silence {onsets_ms[-1]:.0f} ms", end="")
+                        note = f" [onset -> silence {onsets_ms[-1]:.0f} ms]"
                 else:
                     self_interrupted += len(interrupted)
                 print(
@@ -304,7 +305,8 @@ def main(argv: list[str] | None = None) -> None:
                     + "; ".join(
                         f"{t['role']}{'*' if t['interrupted'] else ''}: {t['text'][:60]!r}"
                         for t in turns
-                    ),
+                    )
+                    + note,
                     flush=True,
                 )
 

@@ -37,6 +37,7 @@ SOUND_RECHECK_S = 0.1
 SOUND_WINDOW_S = 0.4
 HOLD_RECHECK_S = 0.3  # someone else's sound with no words yet: stay quiet, listen this much more
 HOLD_RECHECKS = 2  # ... at most this many times, then the reply goes on
+TRANSCRIPT_WAIT_S = 1.5  # someone else's short utterance ended unheard: wait this for its words
 
 # barge_in(how, t_speech_start, marks): the session stops the reply; ``marks`` are the
 # detection's own (barge_in_detected, silenced, barge_in_verified) when a check decided.
@@ -61,6 +62,9 @@ class BargeInJudge:
         self._replying = replying
         self._barge_in = barge_in
         self._checks: set[asyncio.Task[None]] = set()
+        # The marks of a pause for someone else's sound whose words are awaited: a turn heard
+        # meanwhile stopped the reply then, not when its transcript came.
+        self.paused_at: dict[str, float] | None = None
 
     def speech_started(self, t_start: float) -> None:
         """Speech began at ``t_start`` while the assistant is replying."""
@@ -83,11 +87,13 @@ class BargeInJudge:
         held: tuple[float, float] | None = None  # (detected, silenced): kept quiet to listen on
         holds = 0
         someone = False  # the sound alone said someone else is talking: pause, then listen
+        ours_first = False  # this utterance began as our echo: the user's part starts later
         while self._replying():
             audio, not_ours = listener.recent.hear(since)
             if guard.sound_is_ours(len(audio), not_ours) and not someone:
                 # The sound is what we are playing, come back: no need to pause or transcribe.
                 log.info("echo: the sound heard is our own voice")
+                ours_first = True
                 if held is not None:
                     speaker.resume()
                     held = None
@@ -98,6 +104,10 @@ class BargeInJudge:
                 else:
                     detected = time.monotonic()
                     silenced = speaker.pause() if paused else None
+                if paused and ours_first and guard.someone_else(not_ours):
+                    # Someone is talking from here on: should the utterance end while its words
+                    # are checked, it is read from here (not judged by our echo before it).
+                    listener.recent.user_from = since
                 try:
                     transcript = await listener.transcriber.transcribe_words(audio)
                 except PerslmVoiceError:
@@ -111,7 +121,8 @@ class BargeInJudge:
                     return
                 if guard.is_barge_in(text, not_ours, t_start, paused):
                     log.info("barge-in: %r is not our echo", text)
-                    listener.user_speaks_from(since)
+                    if ours_first:
+                        listener.recent.user_from = since
                     self._barge_in(
                         "voice",
                         t_start,
@@ -132,6 +143,12 @@ class BargeInJudge:
                     log.info("barge-in: someone else's sound, no words yet; listening on")
                     if not await listener.wait_quiet(HOLD_RECHECK_S):
                         continue
+                    # They stopped ("One."): the utterance's transcript decides, the reply quiet
+                    # meanwhile. A turn stops the reply (the session takes this pause's marks).
+                    self.paused_at = {"barge_in_detected": detected, "silenced": silenced}
+                    await listener.wait_transcripts(TRANSCRIPT_WAIT_S)
+                    if not self._replying():
+                        return
                 log.info(
                     "echo: not (yet) a barge-in (%r, checked in %.0f ms)%s",
                     text,
@@ -140,6 +157,8 @@ class BargeInJudge:
                 )
                 if paused:
                     speaker.resume()
+                    listener.recent.user_from = None
+                self.paused_at = None
                 held = None
             first = False
             heard = await self._listen(ECHO_RECHECK_S)

@@ -37,7 +37,6 @@ from ..audio.turn_detector import Detection, TurnDecision, decide
 from ..echo import EchoGuard
 from ..errors import PerslmVoiceError
 from ..events import (
-    SAMPLE_RATE_HZ,
     AudioFrame,
     PartialTranscript,
     Rejection,
@@ -47,7 +46,7 @@ from ..events import (
     UserText,
 )
 from ..stt.base import STT
-from .recent import BARGE_IN_PRE_ROLL_S, RecentAudio
+from .recent import RecentAudio
 from .transcriber import Heard, Transcriber, rejected
 
 log = logging.getLogger(__name__)
@@ -117,7 +116,6 @@ class Listener:
         # P(complete) of the turn so far from its sound (the Smart Turn model, loading), or None.
         self.turn_model = turn_model
         self._turn_end: TurnEnd | None = None  # set while end_now() ends an utterance
-        self._user_from: float | None = None  # see user_speaks_from
         self._turn_task: asyncio.Task[None] | None = None
         self._frames: asyncio.Queue[AudioFrame | InputEnded] = asyncio.Queue()
         self._utterances: asyncio.Queue[
@@ -128,6 +126,8 @@ class Listener:
         self.recent = RecentAudio(recent_s, guard)
         self._quiet = asyncio.Event()
         self._quiet.set()
+        self._transcribed = asyncio.Event()  # every utterance that ended has its transcript out
+        self._transcribed.set()
         self._monologue = False  # the last utterance was cut at max_duration: more will follow
         # Partial transcripts: one at a time, only while no other transcription runs, so that
         # their cost is bounded by one transcription at a time and never delays a turn's.
@@ -163,11 +163,11 @@ class Listener:
 
     async def wait_quiet(self, timeout_s: float) -> bool:
         """Wait until the current speech ends; False when it goes on past ``timeout_s``."""
-        try:
-            await asyncio.wait_for(self._quiet.wait(), timeout_s)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return await _wait(self._quiet, timeout_s)
+
+    async def wait_transcripts(self, timeout_s: float) -> bool:
+        """Wait until every utterance that ended has its transcript out (``timeout_s`` at most)."""
+        return await _wait(self._transcribed, timeout_s)
 
     # -- the work --------------------------------------------------------------------------------
 
@@ -220,7 +220,7 @@ class Listener:
         elif isinstance(event, SpeechPaused) and not self._monologue:
             # Start speech-to-text inside the silence window; kept only if the user is done.
             # (Not at the end of a cut monologue: the whole turn is read when it ends.)
-            paused, t0 = self._users_part(event)
+            paused, t0 = self.recent.users_part(event)
             task = asyncio.ensure_future(self.transcriber.transcribe(paused.audio, t0))
             speculation = (event.t_end, task)
             self._speculation = speculation
@@ -246,12 +246,13 @@ class Listener:
             else:
                 self._drop_speculation()
             self._ends += 1
+            self._transcribed.clear()
             turn_end = self._turn_end
             if turn_end is None and self.endpointer.early_turns:
                 turn_end = TurnEnd("silence", time.monotonic())
             self._emit(event)
-            ended, t0 = self._users_part(event)
-            self._user_from = None
+            ended, t0 = self.recent.users_part(event)
+            self.recent.user_from = None
             self._utterances.put_nowait((ended, early, t0, turn_end))
 
     def _loaded_turn_model(self) -> Callable[[np.ndarray], float] | None:
@@ -300,29 +301,6 @@ class Listener:
         pending = self.endpointer.in_speech or self._finals < self._ends
         if text and utterance == self._utterance and pending:
             self._emit(PartialTranscript(text))
-
-    def user_speaks_from(self, t: float) -> None:
-        """A barge-in heard the user from ``t`` on, inside an utterance our echo opened: it is
-        read from there (before, it is our voice, and its sound would call the turn our echo)."""
-        self._user_from = t
-
-    def _users_part(self, event: Any) -> tuple[Any, float | None]:
-        """``event`` (SpeechPaused or SpeechEnded) cut to the user's part, and when it begins."""
-        t0 = self._t_audio(event.audio)
-        if self._user_from is None or t0 is None:
-            return event, t0
-        cut = round((self._user_from - BARGE_IN_PRE_ROLL_S - t0) * SAMPLE_RATE_HZ)
-        if not 0 < cut < len(event.audio):
-            return event, t0
-        t_cut = t0 + cut / SAMPLE_RATE_HZ
-        return replace(event, audio=event.audio[cut:], t_start=max(event.t_start, t_cut)), t_cut
-
-    def _t_audio(self, audio: Any) -> float | None:
-        """When the first sample of an event's ``audio`` was captured: it ends with the frame
-        just handled (the endpointer joins whole frames)."""
-        if not self.recent.frames:
-            return None
-        return self.recent.frames[-1].t_capture - len(audio) / SAMPLE_RATE_HZ
 
     def _drop_speculation(self) -> None:
         if self._speculation is None:
@@ -397,6 +375,8 @@ class Listener:
                 await self._transcribe_one(pieces, early, turn_end)
             finally:
                 self._finals += 1
+                if self._finals >= self._ends:
+                    self._transcribed.set()
 
     async def _transcribe_one(
         self,
@@ -446,3 +426,12 @@ class Listener:
     def _reject(self, kind: Rejection, reason: str, transcript: Transcript | None = None) -> None:
         log.info("heard something, not taken as a turn: %s", reason)
         self._emit(rejected(kind, reason, transcript))
+
+
+async def _wait(event: asyncio.Event, timeout_s: float) -> bool:
+    """Wait for ``event``; False when ``timeout_s`` passes first."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout_s)
+    except asyncio.TimeoutError:
+        return False
+    return True

@@ -46,8 +46,10 @@ def on_stage(session: Session, event: Any) -> None:
             session.set_state(State.LISTENING)
         elif session.realtime_input:
             # Words that are not our echo (the listener dropped those), heard while we talk,
-            # and not taken as a barge-in when they began: the user talks over us after all.
-            session.barge_in("voice")
+            # and not taken as a barge-in when they began: the user talks over us after all
+            # (the reply may already be quiet, paused while their words were awaited).
+            held = session.judge.paused_at if session.judge is not None else None
+            session.barge_in("voice", None, held)
         session.queue_input(event)
     elif isinstance(event, UtteranceRejected):
         session.emit(event)

@@ -1,15 +1,18 @@
 """The last seconds the listener heard, and what the barge-in check asks of them: the audio since
-a moment with our voice taken out, and how much of the latest sound is not our voice."""
+a moment with our voice taken out, how much of the latest sound is not our voice, and where the
+user's part of an utterance our echo opened begins."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from ..echo import EchoGuard
-from ..events import AudioFrame
+from ..events import SAMPLE_RATE_HZ, AudioFrame
 
 BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
 
@@ -20,6 +23,10 @@ class RecentAudio:
     def __init__(self, seconds: float, guard: EchoGuard | None):
         self.frames: deque[AudioFrame] = deque(maxlen=round(seconds / 0.032))
         self.guard = guard
+        # A barge-in heard the user from this moment on, inside an utterance our echo opened:
+        # that utterance is read from here (before, it is our voice, and its sound would call
+        # the turn our echo and lose the user's first word). Set by the barge-in check.
+        self.user_from: float | None = None
 
     def append(self, frame: AudioFrame) -> None:
         self.frames.append(frame)
@@ -52,3 +59,21 @@ class RecentAudio:
         if heard is None or self.guard is None:
             return 0, None
         return len(heard[0]), self.guard.share_not_ours(*heard)
+
+    def t_audio(self, audio: Any) -> float | None:
+        """When the first sample of an event's ``audio`` was captured: it ends with the frame
+        just heard (the endpointer joins whole frames)."""
+        if not self.frames:
+            return None
+        return self.frames[-1].t_capture - len(audio) / SAMPLE_RATE_HZ
+
+    def users_part(self, event: Any) -> tuple[Any, float | None]:
+        """``event`` (SpeechPaused or SpeechEnded) cut to the user's part, and when it begins."""
+        t0 = self.t_audio(event.audio)
+        if self.user_from is None or t0 is None:
+            return event, t0
+        cut = round((self.user_from - BARGE_IN_PRE_ROLL_S - t0) * SAMPLE_RATE_HZ)
+        if not 0 < cut < len(event.audio):
+            return event, t0
+        t_cut = t0 + cut / SAMPLE_RATE_HZ
+        return replace(event, audio=event.audio[cut:], t_start=max(event.t_start, t_cut)), t_cut
