@@ -351,8 +351,8 @@ def main() -> int:
     parser.add_argument(
         "--detector",
         action="append",
-        help="silence[:seconds], words, smart_turn[:stream] (repeatable; default: all of them,"
-        " silence at 0.5 and 1.0 s)",
+        help="silence[:seconds], words, smart_turn[:stream|piece][@threshold] (repeatable;"
+        " default: silence at 0.5 and 1.0 s, words, smart_turn on the stream at P 0.5 and 0.7)",
     )
     defaults = VADConfig()
     parser.add_argument(

@@ -19,6 +19,8 @@ import logging
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from ..echo import EchoGuard
 from ..echo.rules import ECHO_MIN_SAMPLES
 from ..errors import PerslmVoiceError
@@ -87,10 +89,13 @@ class BargeInJudge:
         held: tuple[float, float] | None = None  # (detected, silenced): kept quiet to listen on
         holds = 0
         someone = False  # the sound alone said someone else is talking: pause, then listen
+        # ... and what that sound was (its new fit): the check below reads it, not a second fit
+        sound: tuple[np.ndarray, float | None] | None = None
         ours_first = False  # this utterance began as our echo: the user's part starts later
         while self._replying():
-            audio, not_ours = listener.recent.hear(since)
-            if guard.sound_is_ours(len(audio), not_ours) and not someone:
+            audio, not_ours = sound if sound is not None else listener.recent.hear(since)
+            sound = None
+            if guard.sound_is_ours(len(audio), not_ours):
                 # The sound is what we are playing, come back: no need to pause or transcribe.
                 log.info("echo: the sound heard is our own voice")
                 ours_first = True
@@ -107,7 +112,7 @@ class BargeInJudge:
                 if paused and ours_first and guard.someone_else(not_ours):
                     # Someone is talking from here on: should the utterance end while its words
                     # are checked, it is read from here (not judged by our echo before it).
-                    listener.recent.user_from = since
+                    listener.recent.user_speaks_from(since)
                 try:
                     transcript = await listener.transcriber.transcribe_words(audio)
                 except PerslmVoiceError:
@@ -122,7 +127,7 @@ class BargeInJudge:
                 if guard.is_barge_in(text, not_ours, t_start, paused):
                     log.info("barge-in: %r is not our echo", text)
                     if ours_first:
-                        listener.recent.user_from = since
+                        listener.recent.user_speaks_from(since)
                     self._barge_in(
                         "voice",
                         t_start,
@@ -157,32 +162,39 @@ class BargeInJudge:
                 )
                 if paused:
                     speaker.resume()
-                    listener.recent.user_from = None
+                    listener.recent.user_speaks_from(None)
                 self.paused_at = None
                 held = None
             first = False
-            heard = await self._listen(ECHO_RECHECK_S)
-            if heard is None:
-                return  # the speech ended
-            someone = heard
-            since = time.monotonic() - (SOUND_WINDOW_S if someone else ECHO_RECHECK_WINDOW_S)
+            ended, heard = await self._listen(ECHO_RECHECK_S)
+            if ended:
+                return
+            someone = heard is not None
+            if heard is not None:
+                since, sound = heard[0], (heard[1], heard[2])
+            else:
+                since = time.monotonic() - ECHO_RECHECK_WINDOW_S
 
-    async def _listen(self, timeout_s: float) -> bool | None:
-        """While speech heard over the reply goes on: True as soon as its latest sound is mostly
-        not our voice, False after ``timeout_s`` without that, None when the speech ends first."""
+    async def _listen(
+        self, timeout_s: float
+    ) -> tuple[bool, tuple[float, np.ndarray, float | None] | None]:
+        """While speech heard over the reply goes on: (False, (since, audio, not ours)) as soon
+        as its latest sound is mostly not our voice (by a new fit), (False, None) after
+        ``timeout_s`` without that, (True, None) when the speech ends first."""
         listener, guard = self.listener, self.guard
         deadline = time.monotonic() + timeout_s
         while (left := deadline - time.monotonic()) > 0:
             if await listener.wait_quiet(min(SOUND_RECHECK_S, left)):
-                return None
+                return True, None
             # On the loop (the frames it reads are appended there): a fraction of a millisecond.
             samples, not_ours = listener.recent.not_ours_lately(SOUND_WINDOW_S)
             if samples < ECHO_MIN_SAMPLES or not guard.someone_else(not_ours):
                 continue
             # The room as last fitted may be stale (each piece we play is timed by its own
             # hook): a new fit on the same sound says (a few ms, and only now).
-            _, not_ours = listener.recent.hear(time.monotonic() - SOUND_WINDOW_S)
+            since = time.monotonic() - SOUND_WINDOW_S
+            audio, not_ours = listener.recent.hear(since)
             if guard.someone_else(not_ours):
                 log.info("barge-in: someone else's sound over our voice; checking its words")
-                return True
-        return False
+                return False, (since, audio, not_ours)
+        return False, None

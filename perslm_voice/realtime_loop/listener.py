@@ -252,7 +252,7 @@ class Listener:
                 turn_end = TurnEnd("silence", time.monotonic())
             self._emit(event)
             ended, t0 = self.recent.users_part(event)
-            self.recent.user_from = None
+            self.recent.user_speaks_from(None)
             self._utterances.put_nowait((ended, early, t0, turn_end))
 
     def _loaded_turn_model(self) -> Callable[[np.ndarray], float] | None:

@@ -23,10 +23,7 @@ class RecentAudio:
     def __init__(self, seconds: float, guard: EchoGuard | None):
         self.frames: deque[AudioFrame] = deque(maxlen=round(seconds / 0.032))
         self.guard = guard
-        # A barge-in heard the user from this moment on, inside an utterance our echo opened:
-        # that utterance is read from here (before, it is our voice, and its sound would call
-        # the turn our echo and lose the user's first word). Set by the barge-in check.
-        self.user_from: float | None = None
+        self._user_from: float | None = None  # see user_speaks_from
 
     def append(self, frame: AudioFrame) -> None:
         self.frames.append(frame)
@@ -60,6 +57,12 @@ class RecentAudio:
             return 0, None
         return len(heard[0]), self.guard.share_not_ours(*heard)
 
+    def user_speaks_from(self, t: float | None) -> None:
+        """The barge-in check heard the user from ``t`` on, inside an utterance our echo opened
+        (None: it was our echo after all): that utterance is read from there. Before, it is our
+        voice, whose sound would call the turn our echo and lose the user's first word."""
+        self._user_from = t
+
     def t_audio(self, audio: Any) -> float | None:
         """When the first sample of an event's ``audio`` was captured: it ends with the frame
         just heard (the endpointer joins whole frames)."""
@@ -70,9 +73,9 @@ class RecentAudio:
     def users_part(self, event: Any) -> tuple[Any, float | None]:
         """``event`` (SpeechPaused or SpeechEnded) cut to the user's part, and when it begins."""
         t0 = self.t_audio(event.audio)
-        if self.user_from is None or t0 is None:
+        if self._user_from is None or t0 is None:
             return event, t0
-        cut = round((self.user_from - BARGE_IN_PRE_ROLL_S - t0) * SAMPLE_RATE_HZ)
+        cut = round((self._user_from - BARGE_IN_PRE_ROLL_S - t0) * SAMPLE_RATE_HZ)
         if not 0 < cut < len(event.audio):
             return event, t0
         t_cut = t0 + cut / SAMPLE_RATE_HZ
