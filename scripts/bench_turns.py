@@ -29,8 +29,9 @@ Columns:
   wait p50/p95    end of speech (the VAD's last voiced frame) -> end declared with its transcript
                   in hand, at real turn ends (ms): the silence window or the pause + the decision,
                   and never before the speculative transcript of that pause is ready
-  model ms        CPU per Smart Turn decision (p50), on this machine; the model runs beside
-                  Whisper's transcript of the same pause, so only what is longer than that waits
+  model ms        CPU per Smart Turn decision (p50), on this machine; the model runs once the
+                  transcript (begun at the speculative pause, 50 ms into the silence) is in and
+                  the pause has lasted --pause, so all of it is waited for
   smart_turn:stream  the model hears the last 8 s of the stream, not only the current piece
 """
 
@@ -249,6 +250,14 @@ def run(scene: Scene, spec: str, deciders: Deciders, pause_s: float, max_wait_s:
     detection, _, value = spec.partition(":")
     silence_s = float(value) if detection == "silence" and value else 0.5
     audio = AudioSettings(silence_duration=silence_s)
+    # Speech-to-text starts at the speculative pause (50 ms of silence by default); a detector
+    # decides once the pause has lasted pause_s, on that transcript, so the pauses are taken at
+    # pause_s here and the transcript counted as begun the difference sooner.
+    head_start_s = 0.0
+    if detection != "silence":
+        spec_s = audio.speculative_stt * audio.silence_duration
+        head_start_s = max(0.0, pause_s - spec_s) if spec_s > 0 else 0.0
+        audio = AudioSettings(silence_duration=silence_s, speculative_stt=0.0)
     vad_config = VADConfig(
         turn_detection=detection, turn_pause_s=pause_s, turn_max_wait_s=max_wait_s
     )
@@ -277,14 +286,14 @@ def run(scene: Scene, spec: str, deciders: Deciders, pause_s: float, max_wait_s:
                 decision = decide(
                     detection, text, p, float(threshold) if threshold else SMART_TURN_THRESHOLD
                 )
-                # In the listener the model runs beside Whisper: the slower of the two counts.
-                cost_ms = max(stt_ms, model_ms)
-                transcribed[event.t_end] = t + cost_ms / 1000
+                # In the listener the model runs once the transcript is in and the pause has
+                # lasted pause_s (the transcript was begun head_start_s before that).
+                ready = max(t, t - head_start_s + stt_ms / 1000) + model_ms / 1000
+                transcribed[event.t_end] = ready
                 result.decide_ms.append(model_ms)
                 if decision.complete:
-                    for ended in endpointer.end_now():
+                    for ended in endpointer.end_now(event.t_end):
                         assert isinstance(ended, SpeechEnded)
-                        ready = t + cost_ms / 1000
                         result.ends.append((ended.t_end, t, ready, decision.reason))
     for event in endpointer.flush():
         if isinstance(event, SpeechEnded):

@@ -58,6 +58,9 @@ def test_a_finished_question_ends_its_turn_in_the_pause(
     # was drafted on the early transcript is the one heard.
     assert marks["speech_end"] < marks[f"turn_end_{detection}"] <= marks["transcript_ready"]
     assert marks["first_audio_played"] >= marks[f"turn_end_{detection}"]
+    # The transcript was begun 50 ms into the silence, but the decision waited for the pause
+    # (vad.turn_pause_s, 0.2 s, less a frame of 32 ms).
+    assert marks[f"turn_end_{detection}"] - marks["speech_end"] >= 0.2 - 0.033
 
 
 def test_a_sentence_paused_on_of_waits_and_gets_one_reply(run_cli, speak, tmp_path, stored_turns):

@@ -12,10 +12,11 @@ utterance, a ``SpeechPaused`` carries the audio so far; the loop may start trans
 the ``SpeechEnded`` that follows has the same ``t_end`` (nobody spoke again), that early transcript is
 the right one; otherwise discard it. A ``SpeechResumed`` says so as soon as the user speaks again.
 
-End of turn (``vad.turn_detection`` other than ``silence``): the ``SpeechPaused`` comes after
-``vad.turn_pause_s`` of silence (whatever ``speculative_stt`` says: the decision needs the words),
-the silence window becomes ``vad.turn_max_wait_s``, and whoever decides that the turn is complete
-calls ``end_now()``, which ends the utterance then, with the ``t_end`` of that pause.
+End of turn (``vad.turn_detection`` other than ``silence``): the silence window becomes
+``vad.turn_max_wait_s``; the ``SpeechPaused`` comes as above, or after ``vad.turn_pause_s`` when
+that is sooner (the decision needs the words); whoever decides, once ``silence_s`` has reached
+``vad.turn_pause_s``, that the turn is complete calls ``end_now()``, which ends the utterance
+then, with the ``t_end`` of that pause.
 
 Times: a frame's ``t_capture`` is when its last sample was captured; ``t_start`` is the start of the first
 voiced frame and ``t_end`` the end of the last voiced frame (both ``time.monotonic()`` seconds).
@@ -98,11 +99,16 @@ class Endpointer:
     @property
     def pause_s(self) -> float | None:
         """Seconds of silence after which ``SpeechPaused`` comes (None: never)."""
+        speculative = self.audio.speculative_stt * self.audio.silence_duration
         if self.early_turns:
-            return self.vad_config.turn_pause_s
-        if self.audio.speculative_stt <= 0:
-            return None
-        return self.audio.speculative_stt * self.audio.silence_duration
+            turn_pause = self.vad_config.turn_pause_s
+            return min(speculative, turn_pause) if speculative > 0 else turn_pause
+        return speculative if speculative > 0 else None
+
+    @property
+    def silence_s(self) -> float:
+        """Seconds of silence since the last voiced frame of the utterance in progress."""
+        return self._silence * FRAME_S if self._candidate else 0.0
 
     @property
     def in_speech(self) -> bool:
@@ -186,10 +192,13 @@ class Endpointer:
             events.extend(self._cut(frame.t_capture))
         return events
 
-    def end_now(self) -> list[Event]:
+    def end_now(self, t_end: float | None = None) -> list[Event]:
         """The turn was judged complete inside its pause: end the utterance now. Nothing happens
-        when the user has spoken again since the ``SpeechPaused`` (the judgement is stale)."""
+        when the user has spoken again since the ``SpeechPaused`` (the judgement is stale), also
+        when they have paused again since: ``t_end`` names the pause that was judged."""
         if not (self._confirmed and self._paused_sent):
+            return []
+        if t_end is not None and t_end != self._t_last_voice:
             return []
         return self._end()
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio.endpointer import Endpointer, SpeechPaused, SpeechResumed
+from ..audio.endpointer import FRAME_S, Endpointer, SpeechPaused, SpeechResumed
 from ..audio.turn_detector import Detection, TurnDecision, decide
 from ..echo import EchoGuard
 from ..errors import PerslmVoiceError
@@ -224,18 +224,7 @@ class Listener:
             task = asyncio.ensure_future(self.transcriber.transcribe(paused.audio, t0))
             speculation = (event.t_end, task)
             self._speculation = speculation
-            probability = None
-            model = self._loaded_turn_model()
-            if self.endpointer.early_turns and model is not None:
-                # On the other core while Whisper transcribes the same pause.
-                heard = self.recent.samples()
-                probability = asyncio.ensure_future(asyncio.to_thread(model, heard))
-                # Read its error even when no decision is made (the user went on): _decide_turn
-                # says it when one is.
-                probability.add_done_callback(lambda f: f.cancelled() or f.exception())
-            task.add_done_callback(
-                lambda t: self._early_transcript(speculation, event.t_start, probability)
-            )
+            task.add_done_callback(lambda t: self._early_transcript(speculation, event.t_start))
         elif isinstance(event, SpeechEnded):
             self._monologue = event.truncated  # a cut monologue: the turn goes on
             early = None
@@ -309,10 +298,7 @@ class Listener:
         self._emit(EarlyDropped())
 
     def _early_transcript(
-        self,
-        speculation: tuple[float, asyncio.Future[Heard]],
-        t_start: float,
-        probability: asyncio.Future[float] | None = None,
+        self, speculation: tuple[float, asyncio.Future[Heard]], t_start: float
     ) -> None:
         """The speculative transcript is ready while the silence window is still open."""
         t_end, task = speculation
@@ -324,23 +310,26 @@ class Listener:
             self._emit(PartialTranscript(text.text, t_end))
             self._emit(EarlyText(text))
             if self.endpointer.early_turns:
-                self._turn_task = asyncio.ensure_future(
-                    self._decide_turn(speculation, text.text, probability)
-                )
+                self._turn_task = asyncio.ensure_future(self._decide_turn(speculation, text.text))
 
     async def _decide_turn(
-        self,
-        speculation: tuple[float, asyncio.Future[Heard]],
-        text: str,
-        probability: asyncio.Future[float] | None,
+        self, speculation: tuple[float, asyncio.Future[Heard]], text: str
     ) -> None:
         """End of turn from the words so far (and the model): complete ends the utterance now;
-        wait leaves it to the silence window (vad.turn_max_wait_s)."""
+        wait leaves it to the silence window (vad.turn_max_wait_s). The transcript may come
+        before the pause has lasted vad.turn_pause_s (it was started sooner, so that the reply
+        is drafted sooner): the decision waits for it, and the model hears that pause."""
+        pause_s = self.endpointer.vad_config.turn_pause_s
+        while self.endpointer.silence_s < pause_s - 1e-9:
+            if self._speculation is not speculation:
+                return  # the user went on
+            await asyncio.sleep(FRAME_S)
         p = None
         detection = self.detection
-        if probability is not None:
-            try:
-                p = await probability
+        model = self._loaded_turn_model()
+        if model is not None:
+            try:  # on the other core while the draft is written
+                p = await asyncio.to_thread(model, self.recent.samples())
             except Exception as exc:  # the words still decide; the failure is said once a turn
                 log.warning("turn: the Smart Turn model failed (%s); the words decide", exc)
                 detection = Detection.WORDS
@@ -357,7 +346,7 @@ class Listener:
             return
         self._turn_end = TurnEnd(decision.reason, time.monotonic())
         try:
-            for event in self.endpointer.end_now():
+            for event in self.endpointer.end_now(speculation[0]):
                 self._handle(event)
         finally:
             self._turn_end = None
