@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from perslm_voice.audio import Endpointer, FileSource, SpeechPaused, create_vad  # noqa: E402
-from perslm_voice.audio.turn_detector import SMART_TURN_THRESHOLD, decide  # noqa: E402
+from perslm_voice.audio.turn_detector import SMART_TURN_THRESHOLD, decide, unfinished  # noqa: E402
 from perslm_voice.config import AudioSettings, SpeechConfig, VADConfig  # noqa: E402
 from perslm_voice.events import AudioFrame, SpeechEnded  # noqa: E402
 from perslm_voice.stt import create_stt  # noqa: E402
@@ -279,7 +279,7 @@ def run(scene: Scene, spec: str, deciders: Deciders, pause_s: float, max_wait_s:
                 if detection == "silence":
                     continue
                 p, model_ms = None, 0.0
-                if detection == "smart_turn" and text.strip():
+                if detection == "smart_turn" and text.strip() and not unfinished(text):
                     # "stream": the model hears the last 8 s, pieces already ended included.
                     heard = samples[: (i + 1) * FRAME] if value == "stream" else event.audio
                     p, model_ms = deciders.probability(heard)
@@ -290,7 +290,8 @@ def run(scene: Scene, spec: str, deciders: Deciders, pause_s: float, max_wait_s:
                 # lasted pause_s (the transcript was begun head_start_s before that).
                 ready = max(t, t - head_start_s + stt_ms / 1000) + model_ms / 1000
                 transcribed[event.t_end] = ready
-                result.decide_ms.append(model_ms)
+                if p is not None:
+                    result.decide_ms.append(model_ms)
                 if decision.complete:
                     for ended in endpointer.end_now(event.t_end):
                         assert isinstance(ended, SpeechEnded)

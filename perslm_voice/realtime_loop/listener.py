@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..audio.endpointer import FRAME_S, Endpointer, SpeechPaused, SpeechResumed
-from ..audio.turn_detector import Detection, TurnDecision, decide
+from ..audio.turn_detector import Detection, TurnDecision, decide, unfinished
 from ..echo import EchoGuard
 from ..errors import PerslmVoiceError
 from ..events import (
@@ -327,15 +327,15 @@ class Listener:
         p = None
         detection = self.detection
         model = self._loaded_turn_model()
-        if model is not None:
+        if detection is Detection.SMART_TURN and model is None:
+            log.debug("turn: the Smart Turn model is not loaded (yet); the words decide")
+            detection = Detection.WORDS
+        elif model is not None and text.strip() and not unfinished(text):  # else words say wait
             try:  # on the other core while the draft is written
                 p = await asyncio.to_thread(model, self.recent.samples())
             except Exception as exc:  # the words still decide; the failure is said once a turn
                 log.warning("turn: the Smart Turn model failed (%s); the words decide", exc)
                 detection = Detection.WORDS
-        elif detection is Detection.SMART_TURN:
-            log.debug("turn: the Smart Turn model is not loaded (yet); the words decide")
-            detection = Detection.WORDS
         if self._speculation is not speculation:
             return  # the user went on meanwhile
         decision: TurnDecision = decide(
