@@ -32,10 +32,11 @@ class AudioSettings(Section):
         0.25, ge=0.0, le=5.0, description="seconds of speech below which an utterance is dropped"
     )
     # 0.1: 50 ms into the silence. On 2 cores the reply is ready later than the 500 ms window
-    # closes (speech-to-text, the first clause and its voice come one after another), so each ms
-    # the draft starts sooner is a ms sooner heard: 0.3 -> 0.1 took end of speech -> first audio
-    # from 644 / 1023 to 583 / 820 ms (scripts/bench_latency.py). A pause that was not the end
-    # costs a transcription and a draft, both dropped when the user speaks again.
+    # closes (speech-to-text, the first clause and its voice come one after another), so the
+    # draft starting sooner is heard sooner: 0.3 -> 0.1 moved end of speech -> first audio p50 /
+    # p95 from 644 / 1023 to 583 / 820, 629 / 851 to 619 / 879 and 659 / 956 to 649 / 781 ms in
+    # three runs of scripts/bench_latency.py (the median 10-60 ms sooner). A pause that was not
+    # the end costs a transcription and a draft, both dropped when the user speaks again.
     speculative_stt: float = Field(
         0.1,
         ge=0.0,

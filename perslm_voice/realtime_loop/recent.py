@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..echo import EchoGuard
-from ..events import SAMPLE_RATE_HZ, AudioFrame
+from ..events import FRAME_SAMPLES, SAMPLE_RATE_HZ, AudioFrame
 
 BARGE_IN_PRE_ROLL_S = 0.1  # a candidate's audio begins this long before its first voiced frame
 
@@ -21,7 +21,9 @@ class RecentAudio:
     """The microphone's latest frames (as heard, before any echo cancellation)."""
 
     def __init__(self, seconds: float, guard: EchoGuard | None):
-        self.frames: deque[AudioFrame] = deque(maxlen=round(seconds / 0.032))
+        self.frames: deque[AudioFrame] = deque(
+            maxlen=round(seconds * SAMPLE_RATE_HZ / FRAME_SAMPLES)
+        )
         self.guard = guard
         self._user_from: float | None = None  # see user_speaks_from
 
