@@ -43,12 +43,23 @@ def server(tmp_path_factory):
         )
     )
     env = {"PERSLM_VOICE_HOME": str(home), "SDL_AUDIODRIVER": "dummy"}
-    srv = Server("--token", TOKEN, "--config", str(config), env=env)
+    # A debug log (prompts and all) in a file: a failing test quotes it, and it is checked too.
+    srv = Server(
+        "--token", TOKEN, "--config", str(config), "--log-level", "debug",
+        "--log-file", str(home / "serve.log"), env=env,
+    )  # fmt: skip
     srv.home = home
     yield srv
     err = srv.stop()
+    log = (home / "serve.log").read_text()
+    assert "prompt for" in log  # the debug log was written
     for secret in (TOKEN, ALICE, BOB):  # tokens never reach the logs
-        assert secret not in err
+        assert secret not in err and secret not in log
+
+
+def log_tail(server, lines: int = 40) -> str:
+    """The end of the server's debug log, for a failing test to say what the server did."""
+    return "\n".join((server.home / "serve.log").read_text().splitlines()[-lines:])
 
 
 def get(
@@ -275,6 +286,7 @@ def test_a_client_that_vanishes_mid_reply_keeps_the_turn(server):
         if len(rows) >= 2 or time.monotonic() > deadline:
             break
         time.sleep(0.5)
+    assert len(rows) == 2, f"{rows}; the server's log ends:\n{log_tail(server)}"
     assert rows[0][:2] == ("user", "Tell me a long story about the sea.")
     assert rows[1][0] == "assistant" and rows[1][1] and rows[1][2] == 1
 
